@@ -1,0 +1,191 @@
+"""JSON text framing (orjson), compatible with the original Deep-Live-Cam clients.
+
+Compatibility rules (DESIGN.md): unknown fields are ignored, timestamps are echoed with
+their type, image data is plain base64 but a `data:image/...;base64,` prefix is accepted.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Callable
+
+import orjson
+
+from .errors import ErrorCode, ProtocolError
+from .messages import (
+    Error,
+    Frame,
+    Message,
+    Ping,
+    Pong,
+    ProcessedFrame,
+    SourceFace,
+    SourceFaceConfirmation,
+    Stats,
+    StatsRequest,
+    Timestamp,
+)
+
+_DATA_URL_MARK = ";base64,"
+
+
+def decode_base64(text: Any, seq: int | None = None) -> bytes:
+    """Strictly decode base64 image data, tolerating a browser's data-URL prefix."""
+    if not isinstance(text, str):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'data' must be a base64 string", seq)
+    if text.startswith("data:"):
+        marker = text.find(_DATA_URL_MARK)
+        if marker < 0:
+            raise ProtocolError(ErrorCode.INVALID_BASE64, "data URL without ';base64,'", seq)
+        text = text[marker + len(_DATA_URL_MARK):]
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ProtocolError(ErrorCode.INVALID_BASE64, f"'data' is not valid base64: {exc}", seq) from None
+    if not data:
+        raise ProtocolError(ErrorCode.MISSING_FIELD, "'data' is empty", seq)
+    return data
+
+
+def _required(fields: dict[str, Any], name: str, seq: int | None = None) -> Any:
+    try:
+        return fields[name]
+    except KeyError:
+        raise ProtocolError(
+            ErrorCode.MISSING_FIELD, f"'{fields.get('type')}' message needs '{name}'", seq
+        ) from None
+
+
+def _optional_timestamp(fields: dict[str, Any], seq: int | None) -> Timestamp | None:
+    value = fields.get("timestamp")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'timestamp' must be a number", seq)
+    return value
+
+
+def _optional_seq(fields: dict[str, Any]) -> int | None:
+    value = fields.get("seq")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'seq' must be a non-negative integer")
+    return value
+
+
+def _string(fields: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = fields.get(name, default) if default is not None else _required(fields, name)
+    if not isinstance(value, str):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' must be a string")
+    return value
+
+
+def _frame(fields: dict[str, Any]) -> Frame:
+    seq = _optional_seq(fields)
+    timestamp = _optional_timestamp(fields, seq)
+    return Frame(jpeg=decode_base64(_required(fields, "data", seq), seq), timestamp=timestamp, seq=seq)
+
+
+def _processed_frame(fields: dict[str, Any]) -> ProcessedFrame:
+    seq = _optional_seq(fields)
+    timestamp = _optional_timestamp(fields, seq)
+    if timestamp is None:
+        raise ProtocolError(ErrorCode.MISSING_FIELD, "'processed_frame' message needs 'timestamp'", seq)
+    return ProcessedFrame(jpeg=decode_base64(_required(fields, "data", seq), seq), timestamp=timestamp, seq=seq)
+
+
+def _stats(fields: dict[str, Any]) -> Stats:
+    data = _required(fields, "data")
+    if not isinstance(data, dict):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'data' of 'stats' must be an object")
+    return Stats(data=data)
+
+
+def _pong(fields: dict[str, Any]) -> Pong:
+    timestamp = _optional_timestamp(fields, None)
+    if timestamp is None:
+        raise ProtocolError(ErrorCode.MISSING_FIELD, "'pong' message needs 'timestamp'")
+    return Pong(timestamp=timestamp)
+
+
+def _error(fields: dict[str, Any]) -> Error:
+    return Error(code=_string(fields, "code", "unknown"), message=_string(fields, "message", ""), seq=_optional_seq(fields))
+
+
+_DECODERS: dict[str, Callable[[dict[str, Any]], Message]] = {
+    "frame": _frame,
+    "processed_frame": _processed_frame,
+    "source_face": lambda f: SourceFace(image=decode_base64(_required(f, "data"))),
+    "source_face_confirmation": lambda f: SourceFaceConfirmation(
+        status=_string(f, "status"), message=_string(f, "message", "")
+    ),
+    "stats_request": lambda f: StatsRequest(),
+    "stats": _stats,
+    "ping": lambda f: Ping(),
+    "pong": _pong,
+    "error": _error,
+}
+
+
+def decode_json(text: str | bytes) -> Message:
+    """Parse one JSON text message; raises `ProtocolError` for anything unacceptable."""
+    try:
+        fields = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"message is not valid JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise ProtocolError(ErrorCode.BAD_JSON, "message must be a JSON object")
+    kind = fields.get("type")
+    if kind is None:
+        raise ProtocolError(ErrorCode.MISSING_FIELD, "message needs a 'type'")
+    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
+    if decoder is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}")
+    try:
+        return decoder(fields)
+    except ProtocolError as exc:
+        exc.about = kind
+        raise
+
+
+def _with_seq(fields: dict[str, Any], seq: int | None) -> dict[str, Any]:
+    if seq is not None:
+        fields["seq"] = seq
+    return fields
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _fields(message: Message) -> dict[str, Any]:
+    if isinstance(message, ProcessedFrame):
+        return _with_seq(
+            {"type": "processed_frame", "data": _b64(message.jpeg), "timestamp": message.timestamp}, message.seq
+        )
+    if isinstance(message, Frame):
+        fields: dict[str, Any] = {"type": "frame", "data": _b64(message.jpeg)}
+        if message.timestamp is not None:
+            fields["timestamp"] = message.timestamp
+        return _with_seq(fields, message.seq)
+    if isinstance(message, SourceFace):
+        return {"type": "source_face", "data": _b64(message.image)}
+    if isinstance(message, SourceFaceConfirmation):
+        return {"type": "source_face_confirmation", "status": message.status, "message": message.message}
+    if isinstance(message, StatsRequest):
+        return {"type": "stats_request"}
+    if isinstance(message, Stats):
+        return {"type": "stats", "data": message.data}
+    if isinstance(message, Ping):
+        return {"type": "ping"}
+    if isinstance(message, Pong):
+        return {"type": "pong", "timestamp": message.timestamp}
+    if isinstance(message, Error):
+        return _with_seq({"type": "error", "code": str(message.code), "message": message.message}, message.seq)
+    raise TypeError(f"not a protocol message: {message!r}")
+
+
+def encode_json(message: Message) -> bytes:
+    """Serialize a message as UTF-8 JSON text (send it as a WebSocket text frame)."""
+    return orjson.dumps(_fields(message), option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)

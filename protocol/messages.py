@@ -1,0 +1,85 @@
+"""Message types of the facestream protocol, independent of how they are framed.
+
+The same dataclass is produced whether a frame arrived as JSON (base64) or binary, so
+the server and the clients never branch on the wire format past the codec.
+Image payloads are raw bytes here; base64 exists only inside the JSON codec.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+# Timestamps are echoed exactly as received: Python clients send float seconds,
+# browsers send integer milliseconds.
+Timestamp = Union[int, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A camera frame from a client (JPEG)."""
+
+    jpeg: bytes
+    timestamp: Timestamp | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedFrame:
+    """The server's answer to a `Frame`, echoing its timestamp and seq."""
+
+    jpeg: bytes
+    timestamp: Timestamp
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFace:
+    """The face a client wants to wear (JPEG or PNG)."""
+
+    image: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFaceConfirmation:
+    status: str  # "success" | "error"
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    timestamp: Timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    code: str
+    message: str
+    seq: int | None = None
+
+
+Message = Union[
+    Frame,
+    ProcessedFrame,
+    SourceFace,
+    SourceFaceConfirmation,
+    StatsRequest,
+    Stats,
+    Ping,
+    Pong,
+    Error,
+]

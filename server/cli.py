@@ -1,0 +1,78 @@
+"""Command line of `python -m server`, accepting the original Deep-Live-Cam spellings too."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from .config import ServerConfig
+from .processors import PROCESSORS
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = ServerConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="facestream server: clients stream webcam frames over WebSocket (ws://HOST:PORT/) "
+        "and get them back with their source face swapped in. Frames of all clients are batched "
+        "into one model call per step; each client keeps only its newest unprocessed frame.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default=defaults.host, help="address to listen on")
+    parser.add_argument("--port", "--server-port", dest="port", type=int, default=defaults.port, help="TCP port")
+    parser.add_argument(
+        "--provider", "--execution-provider", dest="provider", default=defaults.provider,
+        help="ONNX Runtime execution provider: cpu, cuda, tensorrt, ...",
+    )
+    parser.add_argument(
+        "--execution-threads", type=int, default=defaults.execution_threads,
+        help="threads per ONNX Runtime session (0: the runtime's default)",
+    )
+    parser.add_argument("--max-batch", type=_positive, default=defaults.max_batch, help="most frames in one batch")
+    parser.add_argument(
+        "-s", "--source", type=Path, default=None,
+        help="default source face for clients that send none (otherwise their frames come back unchanged)",
+    )
+    parser.add_argument(
+        "--frame-processor", nargs="+", default=list(defaults.frame_processors), choices=sorted(PROCESSORS),
+        help="processors applied in order",
+    )
+    parser.add_argument(
+        "--max-message-bytes", type=_positive, default=defaults.max_message_bytes,
+        help="largest WebSocket message accepted; bigger ones close the connection (1009)",
+    )
+    parser.add_argument(
+        "--max-image-pixels", type=_positive, default=defaults.max_image_pixels,
+        help="largest image (width x height) accepted; bigger ones get an image_too_large error",
+    )
+    parser.add_argument("--jpeg-quality", type=int, default=defaults.jpeg_quality, choices=range(1, 101),
+                        metavar="1..100", help="quality of the JPEGs sent back")
+    parser.add_argument("--log-level", default=defaults.log_level,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
+    args = build_parser().parse_args(argv)
+    if args.source is not None and not args.source.is_file():
+        build_parser().error(f"source face {args.source} does not exist")
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        provider=args.provider.lower(),
+        execution_threads=args.execution_threads,
+        max_batch=args.max_batch,
+        frame_processors=tuple(args.frame_processor),
+        source=args.source,
+        max_message_bytes=args.max_message_bytes,
+        max_image_pixels=args.max_image_pixels,
+        jpeg_quality=args.jpeg_quality,
+        log_level=args.log_level,
+    )

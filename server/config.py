@@ -1,0 +1,30 @@
+"""Everything the server can be told at start-up, in one immutable value.
+
+The CLI builds it, `create_app` consumes it, and tests construct it directly, so no
+option is read from globals or the environment behind the app's back.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_PIXELS_4K = 3840 * 2160
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = 8765
+    provider: str = "cpu"
+    execution_threads: int = 0  # 0 = ONNX Runtime's own default
+    max_batch: int = 8
+    batches_in_flight: int = 2  # batch k+1 decodes while batch k runs on the device
+    codec_threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    frame_processors: tuple[str, ...] = ("passthrough",)
+    source: Path | None = None
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_image_pixels: int = MAX_PIXELS_4K
+    jpeg_quality: int = 85
+    heartbeat_s: float = 30.0
+    log_level: str = "INFO"

@@ -1,0 +1,117 @@
+"""One batch's trip through a worker thread: decode -> processors -> encode.
+
+Runs off the event loop. Decode and encode fan out over a codec thread pool (libjpeg-turbo
+releases the GIL); the processors run under the device lock so that one device executes
+one batch at a time while the next batch is already being decoded.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Callable, Sequence, TypeVar
+
+import numpy as np
+
+from protocol import ErrorCode, ProtocolError
+
+from .jpeg import JpegCodec
+from .processors import FrameContext, FrameProcessor
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class FrameWork:
+    """One frame in a batch; exactly one of `result` / `error` is set when the batch returns."""
+
+    jpeg: bytes
+    seq: int | None
+    context: FrameContext
+    result: bytes | None = None
+    error: ProtocolError | None = None
+    processing_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class BatchTimings:
+    decode_s: float
+    process_s: float
+    encode_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.decode_s + self.process_s + self.encode_s
+
+
+@dataclass
+class Pipeline:
+    processors: Sequence[FrameProcessor]
+    codec: JpegCodec
+    codec_pool: Executor
+    device_lock: threading.Lock
+
+    def _fan_out(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if len(items) == 1:
+            return [function(items[0])]
+        return list(self.codec_pool.map(function, items))
+
+    def _decode(self, work: FrameWork) -> np.ndarray | None:
+        try:
+            return self.codec.decode(work.jpeg, work.seq)
+        except ProtocolError as exc:
+            work.error = exc
+            return None
+
+    def _apply_processors(self, images: list[np.ndarray], contexts: list[FrameContext]) -> list[np.ndarray]:
+        for processor in self.processors:
+            images = processor.process(images, contexts)
+            if len(images) != len(contexts):
+                raise RuntimeError(f"processor {processor.name} returned {len(images)} frames for {len(contexts)}")
+        return images
+
+    def _process_isolating_failures(self, works: list[FrameWork], images: list[np.ndarray]) -> list[np.ndarray | None]:
+        """Run the batch once; if it raises, rerun frame by frame so only the culprit fails."""
+        contexts = [work.context for work in works]
+        try:
+            return list(self._apply_processors(images, contexts))
+        except Exception:
+            if len(works) == 1:
+                log.exception("frame processing failed (client %s)", works[0].context.client_id)
+                works[0].error = ProtocolError(ErrorCode.PROCESSING_FAILED, "the server failed to process this frame", works[0].seq)
+                return [None]
+            log.warning("batch of %d failed; retrying its frames one by one", len(works), exc_info=True)
+        outputs: list[np.ndarray | None] = []
+        for work, image in zip(works, images):
+            outputs.extend(self._process_isolating_failures([work], [image]))
+        return outputs
+
+    def run(self, works: list[FrameWork]) -> BatchTimings:
+        """Fill in `result` or `error` of every frame; never raises for a bad frame."""
+        start = time.perf_counter()
+        images = self._fan_out(self._decode, works)
+        decoded = [(work, image) for work, image in zip(works, images) if image is not None]
+        after_decode = time.perf_counter()
+        outputs: list[np.ndarray | None] = []
+        if decoded:
+            with self.device_lock:
+                outputs = self._process_isolating_failures([w for w, _ in decoded], [i for _, i in decoded])
+        after_process = time.perf_counter()
+        to_encode = [(work, image) for (work, _), image in zip(decoded, outputs) if image is not None]
+        for (work, _), jpeg in zip(to_encode, self._fan_out(lambda pair: self.codec.encode(pair[1]), to_encode)):
+            work.result = jpeg
+        end = time.perf_counter()
+        for work in works:
+            work.processing_s = end - start
+        return BatchTimings(after_decode - start, after_process - after_decode, end - after_process)
+
+    def prepare_sources(self, image_data: bytes) -> dict[str, object]:
+        """Decode a client's source photo and let every processor prepare it (off the loop)."""
+        image = self.codec.decode_any(image_data)
+        with self.device_lock:
+            return {processor.name: processor.prepare_source(image) for processor in self.processors}

@@ -1,0 +1,61 @@
+"""The frame-processor interface: a processor sees a whole batch so a model runs once per batch.
+
+Processors are plain objects with three members; the face pipeline (models/) provides the
+real ones and this module names them for `--frame-processor`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from .config import ServerConfig
+
+
+@dataclass(frozen=True)
+class FrameContext:
+    """What a processor may know about the client a frame came from."""
+
+    client_id: int
+    sources: Mapping[str, Any] = field(default_factory=dict)  # processor name -> prepared source
+
+
+class FrameProcessor(Protocol):
+    name: str
+
+    def prepare_source(self, image: np.ndarray) -> Any:
+        """Turn a client's source photo into whatever `process` needs (once, not per frame).
+
+        Raises `protocol.ProtocolError` (e.g. `no_face`) to refuse the photo.
+        """
+
+    def process(self, frames: Sequence[np.ndarray], contexts: Sequence[FrameContext]) -> list[np.ndarray]:
+        """Return one output image per input frame (the input may be modified in place)."""
+
+
+class Passthrough:
+    """Transport only: the frame comes back decoded and re-encoded, unchanged."""
+
+    name = "passthrough"
+
+    def prepare_source(self, image: np.ndarray) -> None:
+        return None
+
+    def process(self, frames: Sequence[np.ndarray], contexts: Sequence[FrameContext]) -> list[np.ndarray]:
+        return list(frames)
+
+
+ProcessorFactory = Callable[[ServerConfig], FrameProcessor]
+
+PROCESSORS: dict[str, ProcessorFactory] = {
+    "passthrough": lambda config: Passthrough(),
+}
+
+
+def build_processors(config: ServerConfig) -> list[FrameProcessor]:
+    """Instantiate `--frame-processor` names in order; unknown names fail with the valid ones listed."""
+    unknown = [name for name in config.frame_processors if name not in PROCESSORS]
+    if unknown:
+        raise ValueError(f"unknown frame processor(s) {', '.join(unknown)}; available: {', '.join(PROCESSORS)}")
+    return [PROCESSORS[name](config) for name in config.frame_processors]

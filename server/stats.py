@@ -1,0 +1,139 @@
+"""Frame accounting and server metrics: one set of numbers behind `stats`, `/stats` and `/metrics`.
+
+Counters are plain ints mutated only on the event loop; the Prometheus collector reads
+them at scrape time, so the WebSocket `stats`, the JSON route and the exposition agree.
+Invariant, per client and in total, at any quiescent moment:
+    received == processed + superseded + failed
+"""
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_WINDOW = 4096  # recent frames behind the percentiles in `stats`
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass
+class FrameCounts:
+    """How frames ended: `processed` were sent back, `superseded` were replaced by a newer
+    frame of the same client (before or after processing), `failed` got an error or lost
+    their client. `passthrough` (a subset of processed) had no source face to apply."""
+
+    received: int = 0
+    processed: int = 0
+    superseded: int = 0
+    failed: int = 0
+    passthrough: int = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self.received - self.processed - self.superseded - self.failed
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "frames_received": self.received,
+            "frames_processed": self.processed,
+            "frames_superseded": self.superseded,
+            "frames_failed": self.failed,
+            "frames_passthrough": self.passthrough,
+            "frames_in_flight": self.in_flight,
+        }
+
+
+@dataclass
+class ServerStats:
+    frames: FrameCounts = field(default_factory=FrameCounts)
+    connected_clients: int = 0
+    clients_total: int = 0
+    batches: int = 0
+    batched_frames: int = 0
+    decode_s: float = 0.0
+    process_s: float = 0.0
+    encode_s: float = 0.0
+    processing_s_total: float = 0.0
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    started_monotonic: float = field(default_factory=time.monotonic)
+    server_times: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+
+    def __post_init__(self) -> None:
+        self.latency_histogram = Histogram(
+            "facestream_server_time_seconds",
+            "Time from a frame's arrival to its result being handed to the socket",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_StatsCollector(self))
+
+    def record_batch(self, size: int, decode_s: float, process_s: float, encode_s: float) -> None:
+        self.batches += 1
+        self.batched_frames += size
+        self.decode_s += decode_s
+        self.process_s += process_s
+        self.encode_s += encode_s
+        self.processing_s_total += size * (decode_s + process_s + encode_s)
+
+    def record_delivery(self, server_time_s: float) -> None:
+        self.server_times.append(server_time_s)
+        self.latency_histogram.observe(server_time_s)
+
+    def snapshot(self) -> dict[str, object]:
+        """The `data` of the `stats` message: the original fields first, then ours."""
+        times = np.fromiter(self.server_times, dtype=np.float64)
+        p50, p90, p99 = (np.percentile(times, (50, 90, 99)) if times.size else (0.0, 0.0, 0.0))
+        per_frame = self.batched_frames or 1
+        data: dict[str, object] = {
+            "connected_clients": self.connected_clients,
+            "frames_processed": self.frames.processed,
+            "processing_time_avg": self.processing_s_total / per_frame,
+            **self.frames.as_dict(),
+            "clients_total": self.clients_total,
+            "batches": self.batches,
+            "batch_size_avg": self.batched_frames / (self.batches or 1),
+            "decode_time_avg": self.decode_s / per_frame,
+            "process_time_avg": self.process_s / per_frame,
+            "encode_time_avg": self.encode_s / per_frame,
+            "server_time_p50": float(p50),
+            "server_time_p90": float(p90),
+            "server_time_p99": float(p99),
+            "errors": dict(self.errors),
+            "uptime_s": time.monotonic() - self.started_monotonic,
+        }
+        return data
+
+
+class _StatsCollector(Collector):
+    """Exposes `ServerStats` in the Prometheus text format without a second set of counters."""
+
+    def __init__(self, stats: ServerStats) -> None:
+        self._stats = stats
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator[object]:
+        stats = self._stats
+        frames = CounterMetricFamily("facestream_frames", "Frames by outcome", labels=["outcome"])
+        for outcome in ("received", "processed", "superseded", "failed", "passthrough"):
+            frames.add_metric([outcome], getattr(stats.frames, outcome))
+        yield frames
+        yield GaugeMetricFamily("facestream_connected_clients", "Open client sessions", value=stats.connected_clients)
+        yield CounterMetricFamily("facestream_clients", "Client sessions opened", value=stats.clients_total)
+        yield CounterMetricFamily("facestream_batches", "Batches run", value=stats.batches)
+        yield CounterMetricFamily("facestream_batched_frames", "Frames run in batches", value=stats.batched_frames)
+        stage = CounterMetricFamily("facestream_stage_seconds", "Worker time by stage", labels=["stage"])
+        for name in ("decode", "process", "encode"):
+            stage.add_metric([name], getattr(stats, f"{name}_s"))
+        yield stage
+        errors = CounterMetricFamily("facestream_errors", "Error messages sent, by code", labels=["code"])
+        for code, count in sorted(stats.errors.items()):
+            errors.add_metric([code], count)
+        yield errors

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from server.app import create_app
+from server.config import ServerConfig
+from tests import media
+
+
+@pytest.fixture(scope="session")
+def frame_jpeg() -> bytes:
+    return media.jpeg(media.group_photo())
+
+
+StartServer = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[StartServer]:
+    """Start a real facestream server on 127.0.0.1 (a free port) with config overrides."""
+    servers: list[TestServer] = []
+
+    async def start(**overrides: Any) -> TestServer:
+        config = dataclasses.replace(ServerConfig(host="127.0.0.1", port=0, codec_threads=2), **overrides)
+        server = TestServer(create_app(config), host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

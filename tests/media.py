@@ -1,0 +1,46 @@
+"""Real images for tests: the sample photos that installed packages ship (no downloads)."""
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.submodule_search_locations, f"{name} is not installed"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def insightface_image(name: str) -> Path:
+    return _package_dir("insightface") / "data" / "images" / name
+
+
+@lru_cache(maxsize=None)
+def group_photo(width: int = 640, height: int = 480) -> np.ndarray:
+    """insightface's t1.jpg (six real faces), resized to a camera frame size."""
+    image = cv2.imread(str(insightface_image("t1.jpg")))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return data.tobytes()
+
+
+def decode(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "not a decodable image"
+    return image
+
+
+def numbered_frame(index: int, width: int = 640, height: int = 480) -> np.ndarray:
+    """The group photo with a frame number drawn in, so each frame differs (and can be read back)."""
+    image = group_photo(width, height).copy()
+    cv2.rectangle(image, (0, 0), (60, 20), (0, 0, 0), -1)
+    cv2.putText(image, str(index), (2, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    return image

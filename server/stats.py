@@ -97,6 +97,7 @@ class ServerStats:
             **self.frames.as_dict(),
             "clients_total": self.clients_total,
             "batches": self.batches,
+            "batched_frames": self.batched_frames,
             "batch_size_avg": self.batched_frames / (self.batches or 1),
             "decode_time_avg": self.decode_s / per_frame,
             "process_time_avg": self.process_s / per_frame,

@@ -7,6 +7,8 @@ from .binary_codec import HEADER_SIZE, VERSION, Kind, decode_binary, encode_bina
 from .errors import ErrorCode, ProtocolError
 from .json_codec import decode_json, encode_json
 from .messages import (
+    Config,
+    ConfigConfirmation,
     Error,
     Frame,
     Message,
@@ -30,6 +32,8 @@ __all__ = [
     "ProtocolError",
     "decode_json",
     "encode_json",
+    "Config",
+    "ConfigConfirmation",
     "Error",
     "Frame",
     "Message",

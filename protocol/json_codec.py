@@ -13,6 +13,8 @@ import orjson
 
 from .errors import ErrorCode, ProtocolError
 from .messages import (
+    Config,
+    ConfigConfirmation,
     Error,
     Frame,
     Message,
@@ -95,11 +97,11 @@ def _processed_frame(fields: dict[str, Any]) -> ProcessedFrame:
     return ProcessedFrame(jpeg=decode_base64(_required(fields, "data", seq), seq), timestamp=timestamp, seq=seq)
 
 
-def _stats(fields: dict[str, Any]) -> Stats:
-    data = _required(fields, "data")
-    if not isinstance(data, dict):
-        raise ProtocolError(ErrorCode.INVALID_FIELD, "'data' of 'stats' must be an object")
-    return Stats(data=data)
+def _object(fields: dict[str, Any], name: str) -> dict[str, Any]:
+    value = _required(fields, name)
+    if not isinstance(value, dict):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' of '{fields.get('type')}' must be an object")
+    return value
 
 
 def _pong(fields: dict[str, Any]) -> Pong:
@@ -121,10 +123,12 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Message]] = {
         status=_string(f, "status"), message=_string(f, "message", "")
     ),
     "stats_request": lambda f: StatsRequest(),
-    "stats": _stats,
+    "stats": lambda f: Stats(data=_object(f, "data")),
     "ping": lambda f: Ping(),
     "pong": _pong,
     "error": _error,
+    "config": lambda f: Config(options=_object(f, "options")),
+    "config_confirmation": lambda f: ConfigConfirmation(status=_string(f, "status"), options=_object(f, "options")),
 }
 
 
@@ -181,6 +185,10 @@ def _fields(message: Message) -> dict[str, Any]:
         return {"type": "ping"}
     if isinstance(message, Pong):
         return {"type": "pong", "timestamp": message.timestamp}
+    if isinstance(message, Config):
+        return {"type": "config", "options": message.options}
+    if isinstance(message, ConfigConfirmation):
+        return {"type": "config_confirmation", "status": message.status, "options": message.options}
     if isinstance(message, Error):
         return _with_seq({"type": "error", "code": str(message.code), "message": message.message}, message.seq)
     raise TypeError(f"not a protocol message: {message!r}")

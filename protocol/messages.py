@@ -72,6 +72,19 @@ class Error:
     seq: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Live options to change for this client only (only the fields to change)."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigConfirmation:
+    status: str  # "success"
+    options: dict[str, Any] = field(default_factory=dict)  # all effective options
+
+
 Message = Union[
     Frame,
     ProcessedFrame,
@@ -82,4 +95,6 @@ Message = Union[
     Ping,
     Pong,
     Error,
+    Config,
+    ConfigConfirmation,
 ]

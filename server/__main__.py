@@ -7,6 +7,9 @@ import sys
 
 from aiohttp import web
 
+from models.registry import ModelError
+from models.sessions import ProviderError
+
 from .app import create_app
 from .cli import parse_config
 
@@ -25,14 +28,18 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(argv)
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    web.run_app(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        loop=_new_event_loop(),
-        print=lambda text: log.info("%s", text.strip()),
-        shutdown_timeout=5.0,
-    )
+    try:
+        web.run_app(
+            create_app(config),
+            host=config.host,
+            port=config.port,
+            loop=_new_event_loop(),
+            print=lambda text: log.info("%s", text.strip()),
+            shutdown_timeout=5.0,
+        )
+    except (ModelError, ProviderError) as exc:  # raised while loading models at start-up
+        log.error("%s", exc)
+        return 1
     return 0
 
 

@@ -93,6 +93,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         batcher=app[BATCHER],
         prepare_sources=lambda data: loop.run_in_executor(app[WORKERS], pipeline.prepare_sources, data),
         default_sources=app.get(DEFAULT_SOURCES),
+        default_options=dict(config.options),
     )
     stats = app[STATS]
     stats.connected_clients += 1

@@ -5,6 +5,10 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+from models.options import DEFAULT_OPTIONS, OPTIONS, OptionError, validate
+from models.processors import DETECTORS
+from models.sessions import ProviderError, check_provider
+
 from .config import ServerConfig
 from .processors import PROCESSORS
 
@@ -44,6 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--frame-processor", nargs="+", default=list(defaults.frame_processors), choices=sorted(PROCESSORS),
         help="processors applied in order",
     )
+    parser.add_argument("--models-dir", type=Path, default=None,
+                        help="extra directory searched first for model files (see `python -m models list`)")
+    parser.add_argument("--detector", choices=DETECTORS, default=defaults.detector,
+                        help="face detector: scrfd (InsightFace weights) or centerface (MIT-licensed)")
+    parser.add_argument("--det-size", type=_positive, default=defaults.det_size,
+                        help="detector input: frames are scaled so their longer side is this many pixels")
+    options = parser.add_argument_group("swap options (defaults for every client; each client may change its own)")
+    options.add_argument("--many-faces", action=argparse.BooleanOptionalAction, default=DEFAULT_OPTIONS["many_faces"],
+                         help=OPTIONS["many_faces"].help)
+    options.add_argument("--mouth-mask", type=float, default=DEFAULT_OPTIONS["mouth_mask"], metavar="0..100",
+                         help=OPTIONS["mouth_mask"].help)
+    options.add_argument("--opacity", type=float, default=DEFAULT_OPTIONS["opacity"], metavar="0..1",
+                         help=OPTIONS["opacity"].help)
+    options.add_argument("--color-correction", action=argparse.BooleanOptionalAction,
+                         default=DEFAULT_OPTIONS["color_correction"], help=OPTIONS["color_correction"].help)
     parser.add_argument(
         "--max-message-bytes", type=_positive, default=defaults.max_message_bytes,
         help="largest WebSocket message accepted; bigger ones close the connection (1009)",
@@ -60,9 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.source is not None and not args.source.is_file():
-        build_parser().error(f"source face {args.source} does not exist")
+        parser.error(f"source face {args.source} does not exist")
+    try:
+        check_provider(args.provider)
+        swap_options = validate({name: getattr(args, name) for name in OPTIONS})
+    except (ProviderError, OptionError) as exc:
+        parser.error(str(exc))
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -71,6 +96,10 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
         max_batch=args.max_batch,
         frame_processors=tuple(args.frame_processor),
         source=args.source,
+        models_dir=args.models_dir,
+        detector=args.detector,
+        det_size=args.det_size,
+        options=swap_options,
         max_message_bytes=args.max_message_bytes,
         max_image_pixels=args.max_image_pixels,
         jpeg_quality=args.jpeg_quality,

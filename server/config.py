@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
+
+from models.options import DEFAULT_OPTIONS
 
 MAX_PIXELS_4K = 3840 * 2160
 
@@ -21,8 +24,12 @@ class ServerConfig:
     max_batch: int = 8
     batches_in_flight: int = 2  # batch k+1 decodes while batch k runs on the device
     codec_threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
-    frame_processors: tuple[str, ...] = ("passthrough",)
+    frame_processors: tuple[str, ...] = ("face_swapper",)
     source: Path | None = None
+    models_dir: Path | None = None
+    detector: str = "scrfd"
+    det_size: int = 320
+    options: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_OPTIONS))  # per-client defaults
     max_message_bytes: int = 16 * 1024 * 1024
     max_image_pixels: int = MAX_PIXELS_4K
     jpeg_quality: int = 85

@@ -15,6 +15,7 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
+from models.analysis import NoFaceError
 from protocol import ErrorCode, ProtocolError
 
 from .jpeg import JpegCodec
@@ -113,5 +114,8 @@ class Pipeline:
     def prepare_sources(self, image_data: bytes) -> dict[str, object]:
         """Decode a client's source photo and let every processor prepare it (off the loop)."""
         image = self.codec.decode_any(image_data)
-        with self.device_lock:
-            return {processor.name: processor.prepare_source(image) for processor in self.processors}
+        try:
+            with self.device_lock:
+                return {processor.name: processor.prepare_source(image) for processor in self.processors}
+        except NoFaceError as exc:
+            raise ProtocolError(ErrorCode.NO_FACE, str(exc)) from None

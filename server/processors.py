@@ -10,6 +10,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from models.processors import ModelHub, ModelSettings, build_swapper
+
 from .config import ServerConfig
 
 
@@ -19,6 +21,7 @@ class FrameContext:
 
     client_id: int
     sources: Mapping[str, Any] = field(default_factory=dict)  # processor name -> prepared source
+    options: Mapping[str, Any] = field(default_factory=dict)  # the client's live options
 
 
 class FrameProcessor(Protocol):
@@ -46,16 +49,27 @@ class Passthrough:
         return list(frames)
 
 
-ProcessorFactory = Callable[[ServerConfig], FrameProcessor]
+ProcessorFactory = Callable[[ModelHub], FrameProcessor]
 
 PROCESSORS: dict[str, ProcessorFactory] = {
-    "passthrough": lambda config: Passthrough(),
+    "passthrough": lambda hub: Passthrough(),
+    "classic": lambda hub: build_swapper("classic", hub),
+    "inswapper": lambda hub: build_swapper("inswapper", hub),
+    "auto": lambda hub: build_swapper("auto", hub),
+    "face_swapper": lambda hub: build_swapper("auto", hub),  # Deep-Live-Cam's name
 }
 
 
 def build_processors(config: ServerConfig) -> list[FrameProcessor]:
-    """Instantiate `--frame-processor` names in order; unknown names fail with the valid ones listed."""
+    """Instantiate `--frame-processor` names in order, sharing one set of model sessions."""
     unknown = [name for name in config.frame_processors if name not in PROCESSORS]
     if unknown:
         raise ValueError(f"unknown frame processor(s) {', '.join(unknown)}; available: {', '.join(PROCESSORS)}")
-    return [PROCESSORS[name](config) for name in config.frame_processors]
+    hub = ModelHub(ModelSettings(
+        provider=config.provider,
+        threads=config.execution_threads,
+        models_dir=config.models_dir,
+        detector=config.detector,
+        det_size=config.det_size,
+    ))
+    return [PROCESSORS[name](hub) for name in config.frame_processors]

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import WSMsgType, web
 
+from models.options import OptionError, merged
 from protocol import (
+    Config,
+    ConfigConfirmation,
     Error,
     ErrorCode,
     Frame,
@@ -70,6 +73,7 @@ class ClientSession:
         batcher: "Batcher",
         prepare_sources: SourcePreparer,
         default_sources: dict[str, object] | None,
+        default_options: dict[str, Any],
     ) -> None:
         self.client_id = client_id
         self.ws = ws
@@ -78,6 +82,7 @@ class ClientSession:
         self._batcher = batcher
         self._prepare_sources = prepare_sources
         self._sources = default_sources
+        self.options = dict(default_options)
         self.pending: FrameJob | None = None
         self._outbox: tuple[FrameJob, bytes] | None = None
         self._control: collections.deque[bytes] = collections.deque()
@@ -114,6 +119,12 @@ class ClientSession:
             await self.send_control(Stats(data={**self._stats.snapshot(), "client": self.frames.as_dict()}))
         elif isinstance(message, Ping):
             await self.send_control(Pong(timestamp=time.time()))
+        elif isinstance(message, Config):
+            try:
+                self.options = merged(self.options, message.options)
+            except OptionError as exc:
+                raise ProtocolError(ErrorCode.BAD_CONFIG, f"option {exc}; nothing was changed") from None
+            await self.send_control(ConfigConfirmation(status="success", options=dict(self.options)))
         else:
             raise ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, f"a client may not send {type(message).__name__} messages")
 
@@ -139,7 +150,7 @@ class ClientSession:
         job.take_index = self._takes
         self._takes += 1
         job.passthrough = self._sources is None
-        context = FrameContext(client_id=self.client_id, sources=self._sources or {})
+        context = FrameContext(client_id=self.client_id, sources=self._sources or {}, options=self.options)
         return job, FrameWork(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context)
 
     async def _set_source(self, image: bytes) -> None:
@@ -149,7 +160,9 @@ class ClientSession:
             self._stats.errors[exc.code.value] += 1
             await self.send_control(SourceFaceConfirmation(status="error", message=exc.message))
             return
-        await self.send_control(SourceFaceConfirmation(status="success", message="Source face set"))
+        notes = [getattr(source, "note", "") for source in self._sources.values()]
+        message = "; ".join(["Source face set", *filter(None, notes)])
+        await self.send_control(SourceFaceConfirmation(status="success", message=message))
 
     # ---- outbound ---------------------------------------------------------------
     def complete(self, job: FrameJob, work: FrameWork) -> None:

@@ -22,11 +22,15 @@ StartServer = Callable[..., Awaitable[TestServer]]
 
 @pytest.fixture
 async def start_server() -> AsyncIterator[StartServer]:
-    """Start a real facestream server on 127.0.0.1 (a free port) with config overrides."""
+    """Start a real facestream server on 127.0.0.1 (a free port) with config overrides.
+
+    Transport tests run the passthrough processor unless they ask for another.
+    """
     servers: list[TestServer] = []
 
     async def start(**overrides: Any) -> TestServer:
-        config = dataclasses.replace(ServerConfig(host="127.0.0.1", port=0, codec_threads=2), **overrides)
+        base = ServerConfig(host="127.0.0.1", port=0, codec_threads=2, frame_processors=("passthrough",))
+        config = dataclasses.replace(base, **overrides)
         server = TestServer(create_app(config), host="127.0.0.1")
         await server.start_server()
         servers.append(server)

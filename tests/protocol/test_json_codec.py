@@ -6,6 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol import (
+    Config,
+    ConfigConfirmation,
     Error,
     ErrorCode,
     Frame,
@@ -53,6 +55,8 @@ def test_processed_frame_round_trip(payload, timestamp, seq):
         Pong(timestamp=1234.5),
         Error(code="bad_json", message="nope", seq=7),
         Error(code="no_face", message="none"),
+        Config(options={"opacity": 0.5, "many_faces": False}),
+        ConfigConfirmation(status="success", options={"opacity": 0.5}),
     ],
 )
 def test_control_messages_round_trip(message):
@@ -100,6 +104,8 @@ def test_encoded_shapes_match_the_documented_ones():
         (b'{"type": "source_face"}', ErrorCode.MISSING_FIELD),
         (b'{"type": "stats", "data": [1]}', ErrorCode.INVALID_FIELD),
         (b'{"type": "pong"}', ErrorCode.MISSING_FIELD),
+        (b'{"type": "config"}', ErrorCode.MISSING_FIELD),
+        (b'{"type": "config", "options": [1]}', ErrorCode.INVALID_FIELD),
     ],
 )
 def test_rejections_carry_a_machine_code(text, code):

@@ -1,0 +1,93 @@
+"""Blending helpers shared by the swappers: every function works on one face's ROI only.
+
+Working on the ROI (a face is ~2-10% of a webcam frame) instead of full-frame warps is
+what keeps paste-back cheap enough for many faces per batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MOUTH = slice(52, 72)  # 2d106det: points 52..71 outline the lips
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A rectangle of the frame: [y0:y1, x0:x1]."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @classmethod
+    def around(cls, points: np.ndarray, margin: float, height: int, width: int) -> "Roi":
+        low, high = points.min(axis=0), points.max(axis=0)
+        pad = margin * float(max(high - low))
+        x0, y0 = np.floor(low - pad).astype(int)
+        x1, y1 = np.ceil(high + pad).astype(int) + 1
+        return cls(max(0, x0), max(0, y0), min(width, x1), min(height, y1))
+
+    @property
+    def empty(self) -> bool:
+        return self.x1 <= self.x0 or self.y1 <= self.y0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.y1 - self.y0, self.x1 - self.x0
+
+    @property
+    def origin(self) -> np.ndarray:
+        return np.array([self.x0, self.y0], np.float32)
+
+    def of(self, image: np.ndarray) -> np.ndarray:
+        return image[self.y0:self.y1, self.x0:self.x1]
+
+
+def feather(mask: np.ndarray, face_size: float) -> np.ndarray:
+    """Soft edge proportional to the face, so small and large faces blend alike; float 0..1."""
+    erode = max(1, int(face_size / 20))
+    blur = max(1, int(face_size / 10)) | 1
+    mask = cv2.erode(mask, np.ones((erode, erode), np.uint8))
+    return cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (blur, blur), 0)
+
+
+def hull_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 255)
+    return mask
+
+
+def keep_mouth(mask: np.ndarray, landmarks: np.ndarray, size: float) -> np.ndarray:
+    """Cut the target's mouth out of `mask` (float 0..1) so it shows through; `size` 0..1 grows the cut."""
+    lips = landmarks[MOUTH]
+    center = lips.mean(axis=0)
+    grown = center + (lips - center) * (1.0 + size)
+    cut = hull_mask(grown, mask.shape[:2])
+    span = float(np.ptp(lips[:, 0]))
+    blur = max(3, int(span / 4)) | 1
+    cut = cv2.GaussianBlur(cut.astype(np.float32) / 255.0, (blur, blur), 0)
+    return mask * (1.0 - cut)
+
+
+def lab_stats(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = cv2.meanStdDev(cv2.cvtColor(image, cv2.COLOR_BGR2LAB), mask=mask)
+    return mean.reshape(3), np.maximum(std.reshape(3), 1.0)
+
+
+def transfer_color(source: np.ndarray, source_stats: tuple[np.ndarray, np.ndarray],
+                   target_stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Reinhard colour transfer in LAB: give the warped source the target's skin tone and light."""
+    lab = cv2.cvtColor(source, cv2.COLOR_BGR2LAB).astype(np.float32)
+    (src_mean, src_std), (dst_mean, dst_std) = source_stats, target_stats
+    lab = (lab - src_mean) * (dst_std / src_std) + dst_mean
+    return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+
+
+def blend_into(frame: np.ndarray, roi: Roi, face: np.ndarray, alpha: np.ndarray) -> None:
+    """frame[roi] = alpha * face + (1 - alpha) * frame[roi], in place."""
+    region = roi.of(frame)
+    weight = alpha[..., None]
+    region[:] = (face.astype(np.float32) * weight + region.astype(np.float32) * (1.0 - weight)).astype(np.uint8)

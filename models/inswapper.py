@@ -1,0 +1,87 @@
+"""InSwapper (inswapper_128), batched: every face of every frame in one ONNX call.
+
+Each face is paired with its own client's latent (ArcFace embedding x emap, normalized,
+computed once per source). Paste-back reproduces insightface's `INSwapper.get(...,
+paste_back=True)` blend (eroded, blurred warp of a white square) but inside each face's
+ROI: the reference warps three full frames per face.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+from insightface.utils import face_align
+
+from .blend import Roi
+from .face import Face
+
+INPUT_SIZE = 128
+
+
+def load_emap(path: Path) -> np.ndarray:
+    """The embedding map inswapper expects its latents in: the graph's last initializer."""
+    model = onnx.load(str(path))
+    return onnx.numpy_helper.to_array(model.graph.initializer[-1])
+
+
+@dataclass(frozen=True)
+class SwapJob:
+    """One face to swap: which frame, where, and with whose latent."""
+
+    frame_index: int
+    face: Face
+    latent: np.ndarray  # (512,)
+
+
+class InSwapper:
+    def __init__(self, session: ort.InferenceSession, emap: np.ndarray) -> None:
+        self.session = session
+        self.emap = emap
+        self._target_name, self._source_name = (i.name for i in session.get_inputs())
+
+    def latent(self, embedding: np.ndarray) -> np.ndarray:
+        latent = (embedding / np.linalg.norm(embedding)).reshape(1, -1) @ self.emap
+        return (latent / np.linalg.norm(latent)).reshape(-1).astype(np.float32)
+
+    def generate(self, frames: Sequence[np.ndarray], jobs: Sequence[SwapJob]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Swapped 128x128 BGR crops for all jobs (one call) and each crop's alignment matrix."""
+        crops, matrices = [], []
+        for job in jobs:
+            crop, matrix = face_align.norm_crop2(frames[job.frame_index], job.face.kps, INPUT_SIZE)
+            crops.append(crop)
+            matrices.append(matrix)
+        blob = cv2.dnn.blobFromImages(crops, 1.0 / 255.0, (INPUT_SIZE, INPUT_SIZE), (0.0, 0.0, 0.0), swapRB=True)
+        latents = np.stack([job.latent for job in jobs]).astype(np.float32)
+        predicted = self.session.run(None, {self._target_name: blob, self._source_name: latents})[0]
+        fakes = np.clip(255 * predicted.transpose(0, 2, 3, 1), 0, 255).astype(np.uint8)[..., ::-1]
+        return fakes, matrices
+
+
+def paste_region(frame_shape: tuple[int, ...], matrix: np.ndarray, fake: np.ndarray) -> tuple[Roi, np.ndarray, np.ndarray]:
+    """The swapped crop warped back into its ROI, and the reference blend mask there (0..1)."""
+    inverse = cv2.invertAffineTransform(matrix)
+    side = INPUT_SIZE
+    corners = np.array([[0, 0], [side, 0], [0, side], [side, side]], np.float32) @ inverse[:, :2].T + inverse[:, 2]
+    extent = float(max(np.ptp(corners, axis=0)))
+    roi = Roi.around(corners, 0.0, frame_shape[0], frame_shape[1])
+    pad = int(extent / 10) + 12  # >= the blur radius below: the mask fades out inside the ROI
+    roi = Roi(max(0, roi.x0 - pad), max(0, roi.y0 - pad), min(frame_shape[1], roi.x1 + pad), min(frame_shape[0], roi.y1 + pad))
+    to_roi = inverse.copy()
+    to_roi[:, 2] -= roi.origin
+    size = (roi.x1 - roi.x0, roi.y1 - roi.y0)
+    warped = cv2.warpAffine(fake, to_roi, size, borderValue=0.0)
+    white = cv2.warpAffine(np.full((side, side), 255, np.float32), to_roi, size, borderValue=0.0)
+    white[white > 20] = 255
+    rows, cols = np.where(white == 255)
+    if rows.size == 0:
+        return roi, warped, np.zeros(white.shape, np.float32)
+    mask_size = int(np.sqrt((rows.max() - rows.min()) * (cols.max() - cols.min())))
+    erode = max(mask_size // 10, 10)
+    white = cv2.erode(white, np.ones((erode, erode), np.uint8), iterations=1)
+    blur = 2 * max(mask_size // 20, 5) + 1
+    return roi, warped, cv2.GaussianBlur(white, (blur, blur), 0) / 255.0

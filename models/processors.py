@@ -1,0 +1,179 @@
+"""Frame processors of the face pipeline, as the server runs them.
+
+A processor has a `name`, `prepare_source(image)` (once per client source photo) and
+`process(frames, contexts)` (once per batch: every model step is one ONNX call for all
+faces of all frames). `contexts[i].sources[name]` is what `prepare_source` returned for
+frame i's client (None: no source yet, frame left alone) and `contexts[i].options` its
+live options (see options.py).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from . import classic
+from .analysis import FaceAnalyser, NoFaceError
+from .blend import blend_into, keep_mouth, lab_stats, transfer_color
+from .inswapper import InSwapper, SwapJob, load_emap, paste_region
+from .landmarks import Landmarks106
+from .recognizer import ArcFace
+from .registry import MODELS, locate, require
+from .scrfd import ScrfdDetector
+from .sessions import SessionCache, SessionOptions
+
+log = logging.getLogger(__name__)
+
+DETECTORS = ("scrfd", "centerface")
+
+
+class Context(Protocol):
+    sources: Mapping[str, Any]
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    provider: str = "cpu"
+    threads: int = 0
+    models_dir: Path | None = None
+    detector: str = "scrfd"
+    det_size: int = 320
+
+
+class ModelHub:
+    """Sessions and analysers shared by all processors (and all clients) of one device."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        self.settings = settings
+        self.sessions = SessionCache()
+        self._analyser: FaceAnalyser | None = None
+
+    def session(self, name: str, path: Path | None = None):
+        spec = MODELS[name]
+        return self.sessions.get(path or require(name, self.settings.models_dir),
+                                 SessionOptions(self.settings.provider, self.settings.threads), spec.batch_axes)
+
+    def recognizer_name(self) -> str:
+        """inswapper was trained on w600k_r50 embeddings; the embedded MobileFaceNet is the fallback."""
+        return "w600k_r50" if locate(MODELS["w600k_r50"], self.settings.models_dir) else "w600k_mbf"
+
+    @property
+    def analyser(self) -> FaceAnalyser:
+        if self._analyser is None:
+            self._analyser = FaceAnalyser(
+                detector=self._detector(),
+                landmarks=Landmarks106(self.session("2d106det")),
+                recognizer=ArcFace(self.session(self.recognizer_name())),
+            )
+        return self._analyser
+
+    def _detector(self):
+        settings = self.settings
+        if settings.detector == "centerface":
+            from .centerface import CenterFaceDetector
+
+            return CenterFaceDetector(self.session("centerface"), det_size=settings.det_size)
+        name = "det_10g" if locate(MODELS["det_10g"], settings.models_dir) else "scrfd_500m"
+        return ScrfdDetector(self.session(name), det_size=settings.det_size)
+
+
+def _targets(frames: Sequence[np.ndarray], contexts: Sequence[Context], name: str) -> list[int]:
+    """Indices of frames whose client has a source for processor `name` and a visible swap."""
+    return [i for i, c in enumerate(contexts) if c.sources.get(name) is not None and c.options.get("opacity", 1.0) > 0]
+
+
+@dataclass(frozen=True)
+class ClassicSource:
+    swap: classic.ClassicSource
+    note: str
+
+
+class ClassicSwapper:
+    """Landmark-driven warp + colour transfer + feathered blend: real swaps with no swapper weights."""
+
+    name = "classic"
+
+    def __init__(self, hub: ModelHub) -> None:
+        self.analyser = hub.analyser
+
+    def prepare_source(self, image: np.ndarray) -> ClassicSource:
+        padded, face, note = self.analyser.source_face(image)
+        return ClassicSource(classic.prepare_source(padded, face), note)
+
+    def process(self, frames: Sequence[np.ndarray], contexts: Sequence[Context]) -> list[np.ndarray]:
+        chosen = _targets(frames, contexts, self.name)
+        images = [frames[i] for i in chosen]
+        faces = self.analyser.analyse(images, [contexts[i].options.get("many_faces", True) for i in chosen], True)
+        for index, frame_faces in zip(chosen, faces):
+            context = contexts[index]
+            for face in frame_faces:
+                classic.swap_face(frames[index], face, context.sources[self.name].swap, context.options)
+        return list(frames)
+
+
+@dataclass(frozen=True)
+class NeuralSource:
+    latent: np.ndarray
+    embedding: np.ndarray
+    note: str
+
+
+class NeuralSwapper:
+    """inswapper_128 over all faces of all frames of the batch in one call."""
+
+    name = "inswapper"
+
+    def __init__(self, hub: ModelHub, model_path: Path | None = None) -> None:
+        path = model_path or require("inswapper_128", hub.settings.models_dir)
+        self.swapper = InSwapper(hub.session("inswapper_128", path), load_emap(path))
+        self.analyser = hub.analyser
+
+    def prepare_source(self, image: np.ndarray) -> NeuralSource:
+        _, face, note = self.analyser.source_face(image)
+        assert face.embedding is not None
+        return NeuralSource(self.swapper.latent(face.embedding), face.embedding, note)
+
+    def process(self, frames: Sequence[np.ndarray], contexts: Sequence[Context]) -> list[np.ndarray]:
+        chosen = _targets(frames, contexts, self.name)
+        needs_landmarks = any(contexts[i].options.get("mouth_mask", 0) for i in chosen)
+        images = [frames[i] for i in chosen]
+        faces = self.analyser.analyse(images, [contexts[i].options.get("many_faces", True) for i in chosen], needs_landmarks)
+        jobs = [
+            SwapJob(index, face, contexts[index].sources[self.name].latent)
+            for index, frame_faces in zip(chosen, faces)
+            for face in frame_faces
+        ]
+        if not jobs:
+            return list(frames)
+        fakes, matrices = self.swapper.generate(frames, jobs)
+        for job, fake, matrix in zip(jobs, fakes, matrices):
+            frame = frames[job.frame_index]
+            options = contexts[job.frame_index].options
+            roi, warped, alpha = paste_region(frame.shape, matrix, fake)
+            if options.get("color_correction", False):
+                inside = (alpha > 0.5).astype(np.uint8) * 255
+                warped = transfer_color(warped, lab_stats(warped, inside), lab_stats(roi.of(frame), inside))
+            if options.get("mouth_mask", 0) and job.face.landmarks is not None:
+                alpha = keep_mouth(alpha, job.face.landmarks - roi.origin, float(options["mouth_mask"]) / 100)
+            alpha = alpha * float(options.get("opacity", 1.0))
+            blend_into(frame, roi, warped, alpha)
+        return list(frames)
+
+
+def auto_swapper_name(settings: ModelSettings) -> tuple[str, str]:
+    """`inswapper` when its weights are found, else `classic`; and why."""
+    path = locate(MODELS["inswapper_128"], settings.models_dir)
+    if path is not None:
+        return "inswapper", f"found {path}"
+    return "classic", "inswapper_128.onnx not found (see `python -m models list`); using the embedded classic swapper"
+
+
+def build_swapper(name: str, hub: ModelHub):
+    if name == "auto":
+        name, why = auto_swapper_name(hub.settings)
+        log.info("face swapper: %s (%s)", name, why)
+    return NeuralSwapper(hub) if name == "inswapper" else ClassicSwapper(hub)

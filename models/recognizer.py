@@ -1,0 +1,42 @@
+"""ArcFace recognizer: 512-d identity embeddings, batched over faces.
+
+Used once per client when its source face arrives (never per frame): inswapper takes the
+embedding as its latent, and tests use it to check that a swap changed identity.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from insightface.utils import face_align
+
+from .face import Face
+
+INPUT_SIZE = 112
+
+
+class ArcFace:
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self.session = session
+        self._input_name = session.get_inputs()[0].name
+
+    def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Aligned 112x112 BGR crops -> (N, 512) L2-normalized embeddings."""
+        blob = cv2.dnn.blobFromImages(list(crops), 1.0 / 127.5, (INPUT_SIZE, INPUT_SIZE), (127.5, 127.5, 127.5), swapRB=True)
+        embeddings = self.session.run(None, {self._input_name: blob})[0]
+        return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+
+    def annotate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> None:
+        """Set `embedding` on every face, one ONNX call for all."""
+        pairs = [(image, face) for image, image_faces in zip(images, faces) for face in image_faces]
+        if not pairs:
+            return
+        crops = [face_align.norm_crop(image, face.kps, INPUT_SIZE) for image, face in pairs]
+        for (_, face), embedding in zip(pairs, self.embed_crops(crops)):
+            face.embedding = embedding
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))

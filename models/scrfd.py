@@ -1,0 +1,81 @@
+"""SCRFD face detector (InsightFace), batched: one ONNX call for all frames of a batch.
+
+Frames are letterboxed (scaled so the longer side is `det_size`, padded bottom-right)
+into one tensor. The embedded 500M model keeps a batch axis in its outputs; det_10g
+concatenates the rows of all images, so its outputs are split per image here.
+Box/keypoint decoding uses insightface's own `distance2bbox` / `distance2kps`.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from insightface.model_zoo.scrfd import distance2bbox, distance2kps
+
+from .face import Face, letterbox_scale, pad_to_multiple
+
+STRIDES = (8, 16, 32)
+ANCHORS_PER_CELL = 2
+
+
+class ScrfdDetector:
+    def __init__(self, session: ort.InferenceSession, det_size: int = 320, threshold: float = 0.5, nms_iou: float = 0.4) -> None:
+        self.session = session
+        self.det_size = det_size
+        self.threshold = threshold
+        self.nms_iou = nms_iou
+        self._input_name = session.get_inputs()[0].name
+        self._centers: dict[tuple[int, int, int], np.ndarray] = {}
+
+    def _anchor_centers(self, height: int, width: int, stride: int) -> np.ndarray:
+        key = (height, width, stride)
+        if key not in self._centers:
+            grid = np.stack(np.mgrid[:height, :width][::-1], axis=-1).astype(np.float32)
+            centers = (grid * stride).reshape(-1, 2)
+            self._centers[key] = np.repeat(centers, ANCHORS_PER_CELL, axis=0)
+        return self._centers[key]
+
+    def _blob(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[float]]:
+        scales = [letterbox_scale(img.shape[0], img.shape[1], self.det_size) for img in images]
+        sizes = [(round(img.shape[1] * s), round(img.shape[0] * s)) for img, s in zip(images, scales)]
+        width = pad_to_multiple(max(w for w, _ in sizes), STRIDES[-1])
+        height = pad_to_multiple(max(h for _, h in sizes), STRIDES[-1])
+        canvas = np.zeros((len(images), height, width, 3), np.uint8)
+        for index, (img, (w, h)) in enumerate(zip(images, sizes)):
+            canvas[index, :h, :w] = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+        blob = cv2.dnn.blobFromImages(list(canvas), 1.0 / 128.0, (width, height), (127.5, 127.5, 127.5), swapRB=True)
+        return blob, scales
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces of every image, each list sorted by score (best first)."""
+        if not images:
+            return []
+        blob, scales = self._blob(images)
+        outputs = self.session.run(None, {self._input_name: blob})
+        count, height, width = len(images), blob.shape[2], blob.shape[3]
+        per_image = [o.reshape(count, -1, o.shape[-1]) for o in outputs]  # both layouts
+        return [self._decode(index, per_image, height, width, scales[index]) for index in range(count)]
+
+    def _decode(self, index: int, outputs: list[np.ndarray], height: int, width: int, scale: float) -> list[Face]:
+        levels = len(STRIDES)
+        scores, boxes, kpss = [], [], []
+        for level, stride in enumerate(STRIDES):
+            centers = self._anchor_centers(height // stride, width // stride, stride)
+            level_scores = outputs[level][index][:, 0]
+            keep = np.flatnonzero(level_scores >= self.threshold)
+            if keep.size == 0:
+                continue
+            scores.append(level_scores[keep])
+            boxes.append(distance2bbox(centers[keep], outputs[levels + level][index][keep] * stride))
+            kpss.append(distance2kps(centers[keep], outputs[2 * levels + level][index][keep] * stride).reshape(-1, 5, 2))
+        if not scores:
+            return []
+        score = np.concatenate(scores)
+        box = np.concatenate(boxes) / scale
+        kps = np.concatenate(kpss) / scale
+        xywh = np.column_stack([box[:, :2], box[:, 2:] - box[:, :2]])
+        keep = cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), self.threshold, self.nms_iou)
+        order = sorted(np.asarray(keep).reshape(-1), key=lambda i: -score[i])
+        return [Face(box=box[i].astype(np.float32), score=float(score[i]), kps=kps[i].astype(np.float32)) for i in order]

@@ -1,0 +1,129 @@
+"""Per-stage cost of the face pipeline, per frame, at batch sizes 1, 4 and 8 (CPU here).
+
+Stages: decode (TurboJPEG), detect (SCRFD, one call per batch), landmarks (2d106det, one
+call for all faces), swap+paste (classic: warp, colour, blend per face ROI; or inswapper:
+one call for all faces + ROI paste-back), encode. Frames: a one-face portrait
+(scikit-image's astronaut) and insightface's six-face group photo, both 640x480.
+
+    .venv/bin/python perf/pipeline_bench.py [--repeats 20] [--swapper classic|inswapper] [--json out.json]
+
+`--swapper inswapper` runs the batched path on a synthetic graph with inswapper's exact
+signature (no real weights here): its timings show the pipeline's overhead, not the
+model's real cost.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models import classic  # noqa: E402
+from models.processors import ModelHub, ModelSettings, NeuralSwapper  # noqa: E402
+from perf.synthetic_models import inswapper_like  # noqa: E402
+from server.jpeg import JpegCodec  # noqa: E402
+
+STAGES = ("decode", "detect", "landmarks", "swap", "encode")
+
+
+def sample_frames() -> dict[str, np.ndarray]:
+    from skimage import data
+
+    import insightface
+
+    group = cv2.imread(str(Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"))
+    portrait = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    return {
+        "one face": cv2.resize(portrait, (640, 480), interpolation=cv2.INTER_AREA),
+        "six faces": cv2.resize(group, (640, 480), interpolation=cv2.INTER_AREA),
+    }
+
+
+@dataclass
+class StageTimes:
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def add(self, stage: str, start: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] += now - start
+        return now
+
+
+def run_batch(hub: ModelHub, codec: JpegCodec, jpegs: list[bytes], swap, times: StageTimes) -> None:
+    start = time.perf_counter()
+    frames = [codec.decode(j) for j in jpegs]
+    start = times.add("decode", start)
+    faces = hub.analyser.detector.detect(frames)
+    start = times.add("detect", start)
+    hub.analyser.landmarks.annotate(frames, faces)
+    start = times.add("landmarks", start)
+    swap(frames, faces)
+    start = times.add("swap", start)
+    for frame in frames:
+        codec.encode(frame)
+    times.add("encode", start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=20, help="batches timed per configuration")
+    parser.add_argument("--swapper", choices=("classic", "inswapper"), default="classic")
+    parser.add_argument("--batch-sizes", default="1,4,8")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: default)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    hub = ModelHub(ModelSettings(threads=args.threads))
+    codec = JpegCodec()
+    tom = cv2.imread(str(Path(__import__("insightface").__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"))
+    if args.swapper == "classic":
+        padded, source_face, _ = hub.analyser.source_face(tom)
+        source = classic.prepare_source(padded, source_face)
+        options = {"color_correction": True, "opacity": 1.0, "mouth_mask": 0}
+
+        def swap(frames, faces):
+            for frame, frame_faces in zip(frames, faces):
+                for face in frame_faces:
+                    classic.swap_face(frame, face, source, options)
+    else:
+        model = inswapper_like(Path(tempfile.mkdtemp()) / "inswapper_128.onnx")
+        neural = NeuralSwapper(hub, model_path=model)
+        latent = neural.prepare_source(tom).latent
+        from models.inswapper import SwapJob, paste_region
+        from models.blend import blend_into
+
+        def swap(frames, faces):
+            jobs = [SwapJob(i, face, latent) for i, frame_faces in enumerate(faces) for face in frame_faces]
+            fakes, matrices = neural.swapper.generate(frames, jobs)
+            for job, fake, matrix in zip(jobs, fakes, matrices):
+                roi, warped, alpha = paste_region(frames[job.frame_index].shape, matrix, fake)
+                blend_into(frames[job.frame_index], roi, warped, alpha)
+
+    results = []
+    header = f"{'frame':>10} {'batch':>5} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'total':>8} {'fps':>7}"
+    print(f"swapper: {args.swapper}; ms per frame by stage\n{header}\n" + "-" * len(header))
+    for label, image in sample_frames().items():
+        jpeg = codec.encode(image)
+        for batch in (int(b) for b in args.batch_sizes.split(",")):
+            jpegs = [jpeg] * batch
+            run_batch(hub, codec, jpegs, swap, StageTimes())  # warm-up
+            times = StageTimes()
+            for _ in range(args.repeats):
+                run_batch(hub, codec, jpegs, swap, times)
+            per_frame = {s: t / (args.repeats * batch) * 1000 for s, t in times.seconds.items()}
+            total = sum(per_frame.values())
+            print(f"{label:>10} {batch:>5} " + " ".join(f"{per_frame[s]:>9.2f}" for s in STAGES) + f" {total:>8.2f} {1000 / total:>7.1f}")
+            results.append({"frame": label, "batch": batch, "ms_per_frame": per_frame, "total_ms": total})
+    if args.json:
+        args.json.write_text(json.dumps({"swapper": args.swapper, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

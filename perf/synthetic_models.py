@@ -1,0 +1,62 @@
+"""ONNX graphs with the exact signatures of models we cannot download here.
+
+`inswapper_like` has inswapper_128's inputs (`target` [1,3,128,128], `source` [1,512]),
+its output ([1,3,128,128] in 0..1) and its emap as the graph's last initializer, so the
+real loading, batch-dim patching, batching and paste-back code runs on it. `width` and
+`depth` scale its compute: tiny for tests, heavy for GPU timing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+LATENT = 512
+SIDE = 128
+
+
+def _conv(name: str, inputs: list[str], output: str) -> onnx.NodeProto:
+    return helper.make_node("Conv", inputs, [output], name=name, pads=[1, 1, 1, 1], kernel_shape=[3, 3])
+
+
+def inswapper_like(path: Path, width: int = 4, depth: int = 1, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+
+    def weight(name: str, *shape: int, scale: float) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    initializers = [
+        weight("project", LATENT, width, scale=0.05),
+        numpy_helper.from_array(np.array([2, 3], np.int64), "spatial_axes"),
+        weight("conv_in", width, 3, 3, 3, scale=0.3),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["source", "project"], ["identity"]),
+        helper.make_node("Unsqueeze", ["identity", "spatial_axes"], ["identity_map"]),
+        _conv("conv_in", ["target", "conv_in"], "h0"),
+        helper.make_node("Add", ["h0", "identity_map"], ["h0_id"]),
+        helper.make_node("Relu", ["h0_id"], ["a0"]),
+    ]
+    last = "a0"
+    for layer in range(1, depth):
+        initializers.append(weight(f"conv_{layer}", width, width, 3, 3, scale=(2.0 / (9 * width)) ** 0.5))
+        nodes += [_conv(f"conv_{layer}", [last, f"conv_{layer}"], f"h{layer}"), helper.make_node("Relu", [f"h{layer}"], [f"a{layer}"])]
+        last = f"a{layer}"
+    initializers.append(weight("conv_out", 3, width, 3, 3, scale=0.2))
+    nodes += [_conv("conv_out", [last, "conv_out"], "logits"), helper.make_node("Sigmoid", ["logits"], ["output"])]
+    initializers.append(weight("emap", LATENT, LATENT, scale=LATENT ** -0.5))  # last, as in the real file
+    graph = helper.make_graph(
+        nodes,
+        "inswapper_like",
+        [helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, SIDE, SIDE]),
+         helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, LATENT])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, SIDE, SIDE])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,88 @@
+"""The batched inswapper path equals insightface's reference `INSwapper.get(paste_back=True)`.
+
+No real inswapper weights exist here: the graph is built in the test with the real model's
+input/output names, shapes and emap initializer (perf/synthetic_models.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import pytest
+from insightface.app.common import Face as ReferenceFace
+from insightface.model_zoo.inswapper import INSwapper
+
+from models.processors import NeuralSwapper
+from perf.synthetic_models import inswapper_like
+from tests import media
+
+NO_EXTRAS = {"many_faces": True, "opacity": 1.0, "mouth_mask": 0, "color_correction": False}
+
+
+@dataclass
+class Context:
+    sources: dict
+    options: dict = field(default_factory=lambda: dict(NO_EXTRAS))
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return inswapper_like(tmp_path_factory.mktemp("models") / "inswapper_128.onnx")
+
+
+@pytest.fixture(scope="module")
+def swapper(hub, model_path):
+    return NeuralSwapper(hub, model_path=model_path)
+
+
+@pytest.fixture(scope="module")
+def reference(model_path):
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its input shape
+        return INSwapper(model_file=str(model_path))
+
+
+def source_photos() -> list[np.ndarray]:
+    tom = cv2.imread(str(media.insightface_image("Tom_Hanks_54745.png")))
+    from skimage import data
+
+    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    return [tom, astronaut]
+
+
+def reference_output(reference, analyser, frame: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+    """insightface's own path: every face pasted in turn with full-frame warps."""
+    output = frame.copy()
+    for face in analyser.analyse([frame], [True], False)[0]:
+        output = reference.get(output, ReferenceFace(kps=face.kps), ReferenceFace(embedding=embedding), paste_back=True)
+    return output
+
+
+def test_batch_of_several_clients_and_faces_matches_the_reference(hub, swapper, reference):
+    sources = [swapper.prepare_source(photo) for photo in source_photos()]
+    assert np.linalg.norm(sources[0].embedding - sources[1].embedding) > 0.5, "two different people"
+    frames = [media.group_photo(), cv2.flip(media.group_photo(), 1), media.group_photo(480, 360)]
+    owners = [0, 1, 0]  # three frames from two clients in one batch
+    contexts = [Context(sources={"inswapper": sources[owner]}) for owner in owners]
+    outputs = swapper.process([f.copy() for f in frames], contexts)
+    for frame, owner, output in zip(frames, owners, outputs):
+        expected = reference_output(reference, hub.analyser, frame, sources[owner].embedding)
+        diff = np.abs(output.astype(np.int16) - expected.astype(np.int16))
+        assert np.count_nonzero(frame != expected) > 1000, "the reference changed the faces"
+        assert diff.mean() < 0.05, diff.mean()
+        assert np.percentile(diff, 99.9) <= 2, "differences are rounding only"
+
+
+def test_frames_without_a_source_or_faces_are_untouched(swapper):
+    frames = [media.group_photo().copy(), np.full((240, 320, 3), 70, np.uint8)]
+    source = swapper.prepare_source(source_photos()[0])
+    outputs = swapper.process([f.copy() for f in frames], [Context(sources={}), Context(sources={"inswapper": source})])
+    for frame, output in zip(frames, outputs):
+        assert np.array_equal(frame, output)
+
+
+def test_batch_dimension_was_made_symbolic(swapper):
+    target = swapper.swapper.session.get_inputs()[0]
+    assert not isinstance(target.shape[0], int), target.shape

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
+import cv2
 import numpy as np
 
 
@@ -25,10 +27,32 @@ def largest(faces: list[Face]) -> Face | None:
     return max(faces, key=lambda face: face.area, default=None)
 
 
-def letterbox_scale(height: int, width: int, size: int) -> float:
-    """Scale that fits an image's longer side to `size` (the detector's input)."""
-    return size / max(height, width)
-
-
-def pad_to_multiple(value: int, multiple: int) -> int:
+def _pad_to_multiple(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+def letterbox_batch(images: Sequence[np.ndarray], size: int, multiple: int) -> tuple[np.ndarray, list[float]]:
+    """All images in one uint8 (N, H, W, 3) canvas for a single detector call.
+
+    Each image is scaled so its longer side is `size` and placed top-left (so frame
+    coordinates are detector coordinates divided by its scale); H and W are the largest
+    scaled sides rounded up to a multiple of the network's stride.
+    """
+    scales = [size / max(image.shape[:2]) for image in images]
+    sizes = [(round(image.shape[1] * scale), round(image.shape[0] * scale)) for image, scale in zip(images, scales)]
+    width = _pad_to_multiple(max(w for w, _ in sizes), multiple)
+    height = _pad_to_multiple(max(h for _, h in sizes), multiple)
+    canvas = np.zeros((len(images), height, width, 3), np.uint8)
+    for index, (image, (w, h)) in enumerate(zip(images, sizes)):
+        canvas[index, :h, :w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    return canvas, scales
+
+
+def non_max_suppression(score: np.ndarray, box: np.ndarray, kps: np.ndarray, threshold: float, iou: float) -> list[Face]:
+    """One face per object, best score first (boxes x1, y1, x2, y2; OpenCV's NMS)."""
+    if score.size == 0:
+        return []
+    xywh = np.column_stack([box[:, :2], box[:, 2:] - box[:, :2]])
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), threshold, iou)
+    order = sorted(np.asarray(keep).reshape(-1), key=lambda i: -score[i])
+    return [Face(box=box[i].astype(np.float32), score=float(score[i]), kps=kps[i].astype(np.float32)) for i in order]

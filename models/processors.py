@@ -16,8 +16,9 @@ from typing import Any, Mapping, Protocol, Sequence
 import numpy as np
 
 from . import classic
-from .analysis import FaceAnalyser, NoFaceError
+from .analysis import FaceAnalyser
 from .blend import blend_into, keep_mouth, lab_stats, transfer_color
+from .enhancer import Enhancer
 from .inswapper import InSwapper, SwapJob, load_emap, paste_region
 from .landmarks import Landmarks106
 from .recognizer import ArcFace
@@ -161,6 +162,26 @@ class NeuralSwapper:
                 alpha = keep_mouth(alpha, job.face.landmarks - roi.origin, float(options["mouth_mask"]) / 100)
             alpha = alpha * float(options.get("opacity", 1.0))
             blend_into(frame, roi, warped, alpha)
+        return list(frames)
+
+
+class FaceEnhancer:
+    """GFPGAN restoration of every face (after a swapper, as Deep-Live-Cam's `face_enhancer`)."""
+
+    name = "enhancer"
+
+    def __init__(self, hub: ModelHub, model_path: Path | None = None) -> None:
+        self.enhancer = Enhancer(hub.session("gfpgan_1.4", model_path))
+        self.analyser = hub.analyser
+
+    def prepare_source(self, image: np.ndarray) -> None:
+        return None
+
+    def process(self, frames: Sequence[np.ndarray], contexts: Sequence[Context]) -> list[np.ndarray]:
+        chosen = [i for i, c in enumerate(contexts) if c.options.get("opacity", 1.0) > 0]
+        images = [frames[i] for i in chosen]
+        faces = self.analyser.analyse(images, [contexts[i].options.get("many_faces", True) for i in chosen], False)
+        self.enhancer.enhance(images, faces)
         return list(frames)
 
 

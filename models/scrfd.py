@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 from insightface.model_zoo.scrfd import distance2bbox, distance2kps
 
-from .face import Face, letterbox_scale, pad_to_multiple
+from .face import Face, letterbox_batch, non_max_suppression
 
 STRIDES = (8, 16, 32)
 ANCHORS_PER_CELL = 2
@@ -38,15 +37,9 @@ class ScrfdDetector:
         return self._centers[key]
 
     def _blob(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[float]]:
-        scales = [letterbox_scale(img.shape[0], img.shape[1], self.det_size) for img in images]
-        sizes = [(round(img.shape[1] * s), round(img.shape[0] * s)) for img, s in zip(images, scales)]
-        width = pad_to_multiple(max(w for w, _ in sizes), STRIDES[-1])
-        height = pad_to_multiple(max(h for _, h in sizes), STRIDES[-1])
-        canvas = np.zeros((len(images), height, width, 3), np.uint8)
-        for index, (img, (w, h)) in enumerate(zip(images, sizes)):
-            canvas[index, :h, :w] = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-        blob = cv2.dnn.blobFromImages(list(canvas), 1.0 / 128.0, (width, height), (127.5, 127.5, 127.5), swapRB=True)
-        return blob, scales
+        canvas, scales = letterbox_batch(images, self.det_size, STRIDES[-1])
+        blob = (canvas[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) - 127.5) / 128.0  # BGR -> RGB, NCHW
+        return np.ascontiguousarray(blob), scales
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces of every image, each list sorted by score (best first)."""
@@ -72,10 +65,6 @@ class ScrfdDetector:
             kpss.append(distance2kps(centers[keep], outputs[2 * levels + level][index][keep] * stride).reshape(-1, 5, 2))
         if not scores:
             return []
-        score = np.concatenate(scores)
-        box = np.concatenate(boxes) / scale
-        kps = np.concatenate(kpss) / scale
-        xywh = np.column_stack([box[:, :2], box[:, 2:] - box[:, :2]])
-        keep = cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), self.threshold, self.nms_iou)
-        order = sorted(np.asarray(keep).reshape(-1), key=lambda i: -score[i])
-        return [Face(box=box[i].astype(np.float32), score=float(score[i]), kps=kps[i].astype(np.float32)) for i in order]
+        return non_max_suppression(
+            np.concatenate(scores), np.concatenate(boxes) / scale, np.concatenate(kpss) / scale, self.threshold, self.nms_iou
+        )

@@ -60,3 +60,26 @@ def inswapper_like(path: Path, width: int = 4, depth: int = 1, seed: int = 0) ->
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def gfpgan_like(path: Path, seed: int = 0) -> Path:
+    """GFPGANv1.4.onnx's signature: `input` [1,3,512,512] in -1..1 -> `output` [1,3,512,512] in -1..1.
+
+    Computes a sharpened, slightly brightened copy of its input, so that a test can see
+    where restored faces were pasted.
+    """
+    kernel = np.zeros((3, 3, 3, 3), np.float32)
+    for channel in range(3):
+        kernel[channel, channel] = [[0, -0.5, 0], [-0.5, 3.0, -0.5], [0, -0.5, 0]]
+    graph = helper.make_graph(
+        [_conv("sharpen", ["input", "kernel"], "sharp"), helper.make_node("Tanh", ["sharp"], ["output"])],
+        "gfpgan_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 512, 512])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 512, 512])],
+        [numpy_helper.from_array(kernel, "kernel")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

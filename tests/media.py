@@ -44,3 +44,15 @@ def numbered_frame(index: int, width: int = 640, height: int = 480) -> np.ndarra
     cv2.rectangle(image, (0, 0), (60, 20), (0, 0, 0), -1)
     cv2.putText(image, str(index), (2, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
     return image
+
+
+def region_changes(original: np.ndarray, output: np.ndarray, boxes: list[np.ndarray]) -> tuple[list[float], float]:
+    """Mean absolute change inside each face box, and outside all (generously grown) boxes."""
+    diff = np.abs(original.astype(np.int16) - output.astype(np.int16)).mean(axis=2)
+    background = np.ones(diff.shape, bool)
+    inner = []
+    for x1, y1, x2, y2 in boxes:
+        w, h = x2 - x1, y2 - y1
+        inner.append(float(diff[int(y1 + h / 4):int(y2 - h / 4), int(x1 + w / 4):int(x2 - w / 4)].mean()))
+        background[max(0, int(y1 - h)):int(y2 + h), max(0, int(x1 - w)):int(x2 + w)] = False
+    return inner, float(diff[background].mean())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from protocol import Frame, Ping, Pong
+from protocol import Frame, Pong
 from tests.server.test_streaming import assert_accounted, stats_of
 from tests.server.wsclient import receive, send_json
 

@@ -19,18 +19,6 @@ def face_boxes() -> list[np.ndarray]:
     return [face.box for face in faces]
 
 
-def region_changes(original: np.ndarray, output: np.ndarray, boxes: list[np.ndarray]) -> tuple[list[float], float]:
-    """Mean absolute change inside each face box, and outside all (generously grown) boxes."""
-    diff = np.abs(original.astype(np.int16) - output.astype(np.int16)).mean(axis=2)
-    background = np.ones(diff.shape, bool)
-    inner = []
-    for x1, y1, x2, y2 in boxes:
-        w, h = x2 - x1, y2 - y1
-        inner.append(float(diff[int(y1 + h / 4):int(y2 - h / 4), int(x1 + w / 4):int(x2 - w / 4)].mean()))
-        background[max(0, int(y1 - h)):int(y2 + h), max(0, int(x1 - w)):int(x2 + w)] = False
-    return inner, float(diff[background].mean())
-
-
 async def swapped_frame(ws, binary: bool = False, seq: int = 1) -> np.ndarray:
     await send(ws, Frame(jpeg=media.jpeg(media.group_photo()), timestamp=1.0, seq=seq), binary)
     reply = await receive(ws)
@@ -47,7 +35,7 @@ async def test_default_server_swaps_all_six_faces_and_nothing_else(start_server,
         assert confirmation.status == "success", confirmation
         output = await swapped_frame(ws, binary)
     original = media.decode(media.jpeg(media.group_photo()))
-    faces, background = region_changes(original, output, face_boxes)
+    faces, background = media.region_changes(original, output, face_boxes)
     assert min(faces) > 8.0, f"every face must change: {faces}"
     assert background < 2.0, f"the background must not: {background}"
 
@@ -62,17 +50,17 @@ async def test_options_change_what_is_swapped(start_server, http, face_boxes):
         confirmation = await receive(ws)
         assert isinstance(confirmation, ConfigConfirmation) and confirmation.options["many_faces"] is False
         assert set(confirmation.options) == {"many_faces", "mouth_mask", "opacity", "color_correction"}
-        faces, _ = region_changes(original, await swapped_frame(ws, seq=2), face_boxes)
+        faces, _ = media.region_changes(original, await swapped_frame(ws, seq=2), face_boxes)
         assert sum(change > 8.0 for change in faces) == 1, faces
 
         await send_json(ws, Config(options={"many_faces": True, "opacity": 0}))
         await receive(ws)
-        faces, _ = region_changes(original, await swapped_frame(ws, seq=3), face_boxes)
+        faces, _ = media.region_changes(original, await swapped_frame(ws, seq=3), face_boxes)
         assert max(faces) < 2.0, "opacity 0 switches the swap off"
 
         await send_json(ws, Config(options={"opacity": 0.5, "mouth_mask": 60, "color_correction": False}))
         assert (await receive(ws)).options["mouth_mask"] == 60
-        half, _ = region_changes(original, await swapped_frame(ws, seq=4), face_boxes)
+        half, _ = media.region_changes(original, await swapped_frame(ws, seq=4), face_boxes)
         assert min(half) > 2.0
 
 
@@ -100,7 +88,7 @@ async def test_source_without_a_face_is_refused_and_frames_pass_through(start_se
         assert confirmation == SourceFaceConfirmation(status="error", message=confirmation.message)
         assert "No face" in confirmation.message
         output = await swapped_frame(ws)
-    faces, _ = region_changes(media.decode(media.jpeg(media.group_photo())), output, face_boxes)
+    faces, _ = media.region_changes(media.decode(media.jpeg(media.group_photo())), output, face_boxes)
     assert max(faces) < 2.0
 
 
@@ -115,5 +103,5 @@ async def test_several_faces_in_the_source_uses_the_largest_and_says_so(start_se
 async def test_default_source_face_from_the_command_line(start_server, http, face_boxes):
     server = await start_server(frame_processors=("face_swapper",), source=TOM)
     async with http.ws_connect(server.make_url("/")) as ws:
-        faces, _ = region_changes(media.decode(media.jpeg(media.group_photo())), await swapped_frame(ws), face_boxes)
+        faces, _ = media.region_changes(media.decode(media.jpeg(media.group_photo())), await swapped_frame(ws), face_boxes)
     assert min(faces) > 8.0

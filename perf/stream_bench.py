@@ -6,6 +6,8 @@ the server's own time per frame (p50/p99 from its stats), the server's CPU time 
 and that CPU time against the JPEG decode+encode floor measured in the same run.
 
     .venv/bin/python perf/stream_bench.py --clients 1,4,16 --duration 5 --json out.json
+    .venv/bin/python perf/stream_bench.py --frame portrait --modes binary -- \
+        --frame-processor classic -s .venv/lib/python3.11/site-packages/insightface/data/images/Tom_Hanks_54745.png
 """
 from __future__ import annotations
 
@@ -33,11 +35,17 @@ from protocol import Frame, decode_binary, encode_binary, encode_json  # noqa: E
 WINDOW = 2
 
 
-def sample_frame_jpeg(width: int = 640, height: int = 480, quality: int = 85) -> bytes:
-    spec = importlib.util.find_spec("insightface")
-    assert spec and spec.submodule_search_locations
-    photo = Path(next(iter(spec.submodule_search_locations))) / "data" / "images" / "t1.jpg"
-    image = cv2.resize(cv2.imread(str(photo)), (width, height), interpolation=cv2.INTER_AREA)
+def sample_frame_jpeg(kind: str, width: int = 640, height: int = 480, quality: int = 85) -> bytes:
+    """`group`: insightface's t1.jpg (six faces); `portrait`: scikit-image's astronaut (one face)."""
+    if kind == "portrait":
+        from skimage import data
+
+        image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    else:
+        spec = importlib.util.find_spec("insightface")
+        assert spec and spec.submodule_search_locations
+        image = cv2.imread(str(Path(next(iter(spec.submodule_search_locations))) / "data" / "images" / "t1.jpg"))
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
 
 
@@ -192,10 +200,12 @@ async def main() -> None:
     parser.add_argument("--modes", default="json,binary", help="json, binary or both")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per configuration")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each run")
+    parser.add_argument("--frame", choices=("group", "portrait"), default="group",
+                        help="group: six faces (t1.jpg); portrait: one face (astronaut)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("server_args", nargs="*", help="after --: extra server arguments")
     args = parser.parse_args()
-    jpeg = sample_frame_jpeg()
+    jpeg = sample_frame_jpeg(args.frame)
     floor = codec_floor_ms(jpeg)
     print(f"frame: 640x480 JPEG q85, {len(jpeg) / 1024:.1f} KiB; {os.cpu_count()} cores", flush=True)
     server_args = args.server_args or ["--frame-processor", "passthrough"]

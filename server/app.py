@@ -10,6 +10,7 @@ import itertools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import AsyncIterator
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -24,6 +25,8 @@ from .session import ClientSession
 from .stats import ServerStats
 
 log = logging.getLogger(__name__)
+
+WEB_ROOT = Path(__file__).parent / "web"  # the browser client, served as package data
 
 CONFIG = web.AppKey("config", ServerConfig)
 STATS = web.AppKey("stats", ServerStats)
@@ -81,8 +84,8 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         heartbeat=config.heartbeat_s,
         decode_text=False,
     )
-    if not ws.can_prepare(request).ok:
-        return web.Response(text="facestream server: connect with a WebSocket client to this URL\n")
+    if not ws.can_prepare(request).ok:  # a browser opening the server's URL gets the web client
+        return web.FileResponse(WEB_ROOT / "index.html")
     await ws.prepare(request)
     pipeline = app[PIPELINE]
     loop = asyncio.get_running_loop()
@@ -139,4 +142,5 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/stats", _stats)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_static("/static/", WEB_ROOT, append_version=True)
     return app

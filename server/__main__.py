@@ -12,6 +12,8 @@ from models.sessions import ProviderError
 
 from .app import create_app
 from .cli import parse_config
+from .security import PathOnlyAccessLogger, is_loopback
+from .tls import server_ssl_context
 
 log = logging.getLogger("server")
 
@@ -28,11 +30,19 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(argv)
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not (config.tokens or config.token_file) and not is_loopback(config.host):
+        log.warning(
+            "!!! listening on %s WITHOUT authentication: anyone who can reach port %d can use this server. "
+            "Use --token/--token-file (and TLS), or --host 127.0.0.1 !!!", config.host, config.port,
+        )
+    ssl_context = server_ssl_context(config.certfile, config.keyfile) if config.certfile and config.keyfile else None
     try:
         web.run_app(
             create_app(config),
             host=config.host,
             port=config.port,
+            ssl_context=ssl_context,
+            access_log_class=PathOnlyAccessLogger,
             loop=_new_event_loop(),
             print=lambda text: log.info("%s", text.strip()),
             shutdown_timeout=5.0,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import signal
+import time
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +23,8 @@ from .config import ServerConfig
 from .jpeg import JpegCodec
 from .pipeline import Pipeline
 from .processors import build_processors
-from .session import ClientSession
+from .security import TokenStore, access_middleware
+from .session import ClientSession, SessionLimits
 from .stats import ServerStats
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,7 @@ WORKERS = web.AppKey("workers", ThreadPoolExecutor)
 DEFAULT_SOURCES = web.AppKey("default_sources", dict)
 SESSIONS = web.AppKey("sessions", set)
 CLIENT_IDS = web.AppKey("client_ids", itertools.count)
+TOKENS = web.AppKey("tokens", TokenStore)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -59,11 +63,25 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     batcher = Batcher(pipeline, app[STATS], workers, config.max_batch, config.batches_in_flight)
     app[BATCHER] = batcher
     batcher.start()
+    idle_watch = asyncio.create_task(_close_idle_sessions(app), name="idle-watch")
     log.info("frame processors: %s; max batch %d", ", ".join(p.name for p in processors), config.max_batch)
     yield
+    idle_watch.cancel()
+    await asyncio.gather(idle_watch, return_exceptions=True)
     await batcher.stop()
     workers.shutdown(wait=True)
     codec_pool.shutdown(wait=True)
+
+
+async def _close_idle_sessions(app: web.Application) -> None:
+    """Disconnect clients that have sent nothing for `idle_timeout_s` (their slot is freed)."""
+    timeout = app[CONFIG].idle_timeout_s
+    while True:
+        await asyncio.sleep(min(timeout / 4, 5.0))
+        deadline = time.monotonic() - timeout
+        for session in [s for s in app[SESSIONS] if s.last_activity < deadline]:
+            log.info("client %d idle for %.0f s: disconnecting", session.client_id, timeout)
+            await session.ws.close(code=WSCloseCode.OK, message=b"idle timeout")
 
 
 async def _close_sessions(app: web.Application) -> None:
@@ -87,6 +105,10 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:  # a browser opening the server's URL gets the web client
         return web.FileResponse(WEB_ROOT / "index.html")
     await ws.prepare(request)
+    if len(app[SESSIONS]) >= config.max_clients:
+        log.warning("refused a client from %s: %d clients connected", request.remote, len(app[SESSIONS]))
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=f"server full ({config.max_clients} clients)".encode())
+        return ws
     pipeline = app[PIPELINE]
     loop = asyncio.get_running_loop()
     session = ClientSession(
@@ -97,6 +119,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         prepare_sources=lambda data: loop.run_in_executor(app[WORKERS], pipeline.prepare_sources, data),
         default_sources=app.get(DEFAULT_SOURCES),
         default_options=dict(config.options),
+        limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes),
     )
     stats = app[STATS]
     stats.connected_clients += 1
@@ -130,13 +153,29 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def _reload_tokens_on_sighup(app: web.Application) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    if app[TOKENS].path is not None and hasattr(signal, "SIGHUP"):
+        loop.add_signal_handler(signal.SIGHUP, app[TOKENS].reload)
+        yield
+        loop.remove_signal_handler(signal.SIGHUP)
+    else:
+        yield
+
+
 def create_app(config: ServerConfig) -> web.Application:
-    app = web.Application(client_max_size=config.max_message_bytes)
+    tokens = TokenStore(config.tokens, config.token_file)
+    app = web.Application(
+        client_max_size=config.max_message_bytes,
+        middlewares=[access_middleware(tokens, frozenset(config.allowed_origins))],
+    )
     app[CONFIG] = config
+    app[TOKENS] = tokens
     app[STATS] = ServerStats()
     app[SESSIONS] = set()
     app[CLIENT_IDS] = itertools.count(1)
     app.cleanup_ctx.append(_resources)
+    app.cleanup_ctx.append(_reload_tokens_on_sighup)
     app.on_shutdown.append(_close_sessions)
     app.router.add_get("/", _websocket)
     app.router.add_get("/stats", _stats)

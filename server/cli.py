@@ -71,6 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-image-pixels", type=_positive, default=defaults.max_image_pixels,
         help="largest image (width x height) accepted; bigger ones get an image_too_large error",
     )
+    security = parser.add_argument_group("security (see the README's Security section)")
+    security.add_argument("--certfile", type=Path, help="TLS certificate (PEM): serve wss:// and https")
+    security.add_argument("--keyfile", type=Path, help="TLS private key (PEM) for --certfile")
+    security.add_argument("--token", action="append", default=[], metavar="TOKEN",
+                          help="require this bearer token from clients (repeatable)")
+    security.add_argument("--token-file", type=Path,
+                          help="file of accepted tokens, one per line; re-read on SIGHUP")
+    security.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                          help="browser origin allowed to connect, e.g. https://app.example (repeatable; "
+                               "default: any; the server's own origin is always allowed)")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-clients", type=_positive, default=defaults.max_clients,
+                        help="connections beyond this are closed with code 1013 (try again later)")
+    limits.add_argument("--max-client-fps", type=float, default=defaults.max_client_fps,
+                        help="frames a client may have processed per second; faster ones are superseded")
+    limits.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s, metavar="SECONDS",
+                        help="disconnect clients that send nothing for this long")
+    limits.add_argument("--max-source-bytes", type=_positive, default=defaults.max_source_bytes,
+                        help="largest source-face image accepted")
     parser.add_argument("--jpeg-quality", type=int, default=defaults.jpeg_quality, choices=range(1, 101),
                         metavar="1..100", help="quality of the JPEGs sent back")
     parser.add_argument("--log-level", default=defaults.log_level,
@@ -81,8 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.source is not None and not args.source.is_file():
-        parser.error(f"source face {args.source} does not exist")
+    for path in (args.source, args.certfile, args.keyfile, args.token_file):
+        if path is not None and not path.is_file():
+            parser.error(f"{path} does not exist")
+    if (args.certfile is None) != (args.keyfile is None):
+        parser.error("--certfile and --keyfile go together")
+    if args.max_client_fps <= 0 or args.idle_timeout <= 0:
+        parser.error("--max-client-fps and --idle-timeout must be positive")
     try:
         check_provider(args.provider)
         swap_options = validate({name: getattr(args, name) for name in OPTIONS})
@@ -104,4 +128,13 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
         max_image_pixels=args.max_image_pixels,
         jpeg_quality=args.jpeg_quality,
         log_level=args.log_level,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        tokens=tuple(args.token),
+        token_file=args.token_file,
+        allowed_origins=tuple(args.allowed_origin),
+        max_clients=args.max_clients,
+        max_client_fps=args.max_client_fps,
+        idle_timeout_s=args.idle_timeout,
+        max_source_bytes=args.max_source_bytes,
     )

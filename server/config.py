@@ -35,3 +35,13 @@ class ServerConfig:
     jpeg_quality: int = 85
     heartbeat_s: float = 30.0
     log_level: str = "INFO"
+    # Security and limits.
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    tokens: tuple[str, ...] = ()
+    token_file: Path | None = None
+    allowed_origins: tuple[str, ...] = ()
+    max_clients: int = 64
+    max_client_fps: float = 60.0  # frames beyond this rate are superseded, not queued
+    idle_timeout_s: float = 120.0  # a client that sends nothing for this long is disconnected
+    max_source_bytes: int = 10 * 1024 * 1024

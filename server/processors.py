@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from models.processors import ModelHub, ModelSettings, build_swapper
+from models.processors import FaceEnhancer, ModelHub, ModelSettings, build_swapper
 
 from .config import ServerConfig
 
@@ -57,6 +57,8 @@ PROCESSORS: dict[str, ProcessorFactory] = {
     "inswapper": lambda hub: build_swapper("inswapper", hub),
     "auto": lambda hub: build_swapper("auto", hub),
     "face_swapper": lambda hub: build_swapper("auto", hub),  # Deep-Live-Cam's name
+    "enhancer": FaceEnhancer,
+    "face_enhancer": FaceEnhancer,
 }
 
 

@@ -64,6 +64,12 @@ class FrameJob:
 SourcePreparer = Callable[[bytes], "asyncio.Future[dict[str, object]]"]
 
 
+@dataclass(frozen=True)
+class SessionLimits:
+    max_fps: float = 60.0  # a client's frames are taken at most this often; the rest are superseded
+    max_source_bytes: int = 10 * 1024 * 1024
+
+
 class ClientSession:
     def __init__(
         self,
@@ -74,6 +80,7 @@ class ClientSession:
         prepare_sources: SourcePreparer,
         default_sources: dict[str, object] | None,
         default_options: dict[str, Any],
+        limits: SessionLimits = SessionLimits(),
     ) -> None:
         self.client_id = client_id
         self.ws = ws
@@ -91,6 +98,9 @@ class ClientSession:
         self._takes = 0
         self._newest_result = -1
         self.closed = False
+        self.limits = limits
+        self._next_take_at = 0.0  # time.monotonic() before which the batcher may not take a frame
+        self.last_activity = time.monotonic()
         self._sender = asyncio.create_task(self._send_loop(), name=f"send-{client_id}")
 
     # ---- accounting -------------------------------------------------------------
@@ -101,6 +111,7 @@ class ClientSession:
     # ---- inbound ----------------------------------------------------------------
     async def handle(self, kind: WSMsgType, data: bytes) -> None:
         """Dispatch one WebSocket message; a bad one gets an `error`, never a disconnect."""
+        self.last_activity = time.monotonic()
         try:
             message = decode_binary(data) if kind == WSMsgType.BINARY else decode_json(data)
             await self._dispatch(message, binary=kind == WSMsgType.BINARY)
@@ -141,12 +152,21 @@ class ClientSession:
             self.pending = job
             return
         self.pending = job
-        self._batcher.mark_ready(self)
+        delay = self._next_take_at - job.received_at
+        if delay > 0:  # over the frame-rate cap: wait in the mailbox, where newer frames replace it
+            asyncio.get_running_loop().call_later(delay, self._release)
+        else:
+            self._batcher.mark_ready(self)
+
+    def _release(self) -> None:
+        if self.pending is not None and not self.closed:
+            self._batcher.mark_ready(self)
 
     def take(self) -> tuple[FrameJob, FrameWork]:
         """Called by the batcher: empty the mailbox into a unit of batch work."""
         job, self.pending = self.pending, None
         assert job is not None
+        self._next_take_at = time.monotonic() + 1.0 / self.limits.max_fps
         job.take_index = self._takes
         self._takes += 1
         job.passthrough = self._sources is None
@@ -155,6 +175,11 @@ class ClientSession:
 
     async def _set_source(self, image: bytes) -> None:
         try:
+            if len(image) > self.limits.max_source_bytes:
+                raise ProtocolError(
+                    ErrorCode.IMAGE_TOO_LARGE,
+                    f"source image is {len(image)} bytes; this server accepts at most {self.limits.max_source_bytes}",
+                )
             self._sources = await self._prepare_sources(image)
         except ProtocolError as exc:
             self._stats.errors[exc.code.value] += 1

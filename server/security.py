@@ -1,0 +1,112 @@
+"""Who may use the server: bearer tokens, browser origins, and an access log that never leaks a token.
+
+Tokens are compared in constant time and checked before the WebSocket upgrade, so a
+stranger gets a plain HTTP 401 and never a session. Browsers cannot set headers on a
+WebSocket, so they may present the token as a `token` query parameter; that is why the
+access log below records paths without their query strings.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Awaitable, Callable, Iterable
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractAccessLogger
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+OPEN_PATHS = ("/healthz", "/static/")  # health checks and the page's own files need no token
+
+
+class TokenStore:
+    """The accepted tokens: given on the command line and/or read from a file (one per line)."""
+
+    def __init__(self, tokens: Iterable[str] = (), path: Path | None = None) -> None:
+        self._fixed = [t for t in tokens if t]
+        self.path = path
+        self._tokens: list[bytes] = []
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the token file (on SIGHUP): revoked tokens stop working for new connections."""
+        tokens = list(self._fixed)
+        if self.path is not None:
+            lines = self.path.read_text().splitlines()
+            tokens += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        self._tokens = [t.encode() for t in tokens]
+        log.info("authentication: %d token(s) accepted", len(self._tokens))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._tokens) or self.path is not None
+
+    def accepts(self, presented: str | None) -> bool:
+        if presented is None:
+            return False
+        candidate = presented.encode()
+        matched = False
+        for token in self._tokens:  # no early exit: the time taken says nothing about which token
+            matched |= hmac.compare_digest(candidate, token)
+        return matched
+
+
+def presented_token(request: web.Request) -> str | None:
+    header = request.headers.get(hdrs.AUTHORIZATION, "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query.get("token")
+
+
+def is_websocket_upgrade(request: web.Request) -> bool:
+    return request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+
+
+def needs_token(request: web.Request) -> bool:
+    """The WebSocket and the numbers need a token; the page, its files and /healthz do not."""
+    if request.path.startswith(OPEN_PATHS):
+        return False
+    return request.path != "/" or is_websocket_upgrade(request)
+
+
+def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
+    """Non-browser clients send no Origin; a browser's must be listed, or be the server's own."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None or not allowed:
+        return True
+    own = f"{request.scheme}://{request.host}"
+    return origin == own or origin in allowed
+
+
+def access_middleware(tokens: TokenStore, allowed_origins: frozenset[str]) -> Callable:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if is_websocket_upgrade(request) and not origin_allowed(request, allowed_origins):
+            log.warning("refused a WebSocket from origin %s", request.headers.get(hdrs.ORIGIN))
+            raise web.HTTPForbidden(text="origin not allowed\n")
+        if tokens.enabled and needs_token(request) and not tokens.accepts(presented_token(request)):
+            log.warning("refused %s %s from %s: missing or wrong token", request.method, request.path, request.remote)
+            raise web.HTTPUnauthorized(text="a valid token is required\n", headers={hdrs.WWW_AUTHENTICATE: "Bearer"})
+        return await handler(request)
+
+    return check
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """Like aiohttp's access log, but without query strings: a browser's token travels there."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info('%s "%s %s" %s %.3fs', request.remote, request.method, request.path, response.status, time)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

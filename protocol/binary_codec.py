@@ -6,6 +6,7 @@ Layout `<BBHId`: version, kind, flags, seq, timestamp (DESIGN.md, "Binary messag
 from __future__ import annotations
 
 import enum
+import math
 import struct
 
 from .errors import ErrorCode, ProtocolError
@@ -32,6 +33,8 @@ def decode_binary(data: bytes) -> BinaryMessage:
     version, kind, _flags, seq, timestamp = HEADER.unpack_from(data)
     if version != VERSION:
         raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"binary version {version} (this server speaks {VERSION})", seq)
+    if not math.isfinite(timestamp):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "timestamp must be a finite number", seq)
     payload = data[HEADER_SIZE:]
     if kind == Kind.FRAME:
         return Frame(jpeg=payload, timestamp=timestamp, seq=seq)

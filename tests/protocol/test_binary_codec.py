@@ -50,6 +50,8 @@ def test_unknown_flag_bits_are_ignored():
         (struct.pack("<BBHId", 2, 1, 0, 5, 0.0), ErrorCode.UNSUPPORTED_VERSION),
         (struct.pack("<BBHId", 1, 9, 0, 5, 0.0), ErrorCode.BAD_HEADER),
         (struct.pack("<BBHId", 1, 0, 0, 5, 0.0), ErrorCode.BAD_HEADER),
+        (struct.pack("<BBHId", 1, 1, 0, 5, float("nan")) + b"x", ErrorCode.INVALID_FIELD),
+        (struct.pack("<BBHId", 1, 1, 0, 5, float("inf")) + b"x", ErrorCode.INVALID_FIELD),
     ],
 )
 def test_rejections(data, code):

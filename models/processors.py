@@ -43,6 +43,7 @@ class ModelSettings:
     models_dir: Path | None = None
     detector: str = "scrfd"
     det_size: int = 320
+    device: int = 0  # GPU index for cuda/tensorrt/rocm; CPU "devices" share the CPU
 
 
 class ModelHub:
@@ -56,7 +57,7 @@ class ModelHub:
     def session(self, name: str, path: Path | None = None):
         spec = MODELS[name]
         return self.sessions.get(path or require(name, self.settings.models_dir),
-                                 SessionOptions(self.settings.provider, self.settings.threads), spec.batch_axes)
+                                 SessionOptions(self.settings.provider, self.settings.threads, self.settings.device), spec.batch_axes)
 
     def recognizer_name(self) -> str:
         """inswapper was trained on w600k_r50 embeddings; the embedded MobileFaceNet is the fallback."""

@@ -75,6 +75,7 @@ def batchable_model_bytes(path: Path, axes: Sequence[int]) -> bytes:
 class SessionOptions:
     provider: str = "cpu"
     threads: int = 0  # intra-op threads; 0 = ONNX Runtime's default
+    device: int = 0  # accelerator index (ignored by the CPU provider)
 
 
 def open_session(path: Path, options: SessionOptions, batch_axes: Sequence[int] = (0,)) -> ort.InferenceSession:
@@ -87,7 +88,10 @@ def open_session(path: Path, options: SessionOptions, batch_axes: Sequence[int] 
     session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if options.threads:
         session_options.intra_op_num_threads = options.threads
-    providers = [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
+    if name == "CPUExecutionProvider":
+        providers: list = [name]
+    else:
+        providers = [(name, {"device_id": str(options.device)}), "CPUExecutionProvider"]
     session = ort.InferenceSession(batchable_model_bytes(path, batch_axes), session_options, providers=providers)
     active = session.get_providers()
     if active[0] != name:

@@ -21,6 +21,7 @@ from .messages import (
     Ping,
     Pong,
     ProcessedFrame,
+    Reconnect,
     SourceFace,
     SourceFaceConfirmation,
     Stats,
@@ -104,6 +105,13 @@ def _object(fields: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+def _reconnect(fields: dict[str, Any]) -> Reconnect:
+    delay = fields.get("delay_ms", 0)
+    if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'delay_ms' must be a non-negative integer")
+    return Reconnect(reason=_string(fields, "reason", ""), delay_ms=delay)
+
+
 def _pong(fields: dict[str, Any]) -> Pong:
     timestamp = _optional_timestamp(fields, None)
     if timestamp is None:
@@ -128,6 +136,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Message]] = {
     "pong": _pong,
     "error": _error,
     "config": lambda f: Config(options=_object(f, "options")),
+    "reconnect": _reconnect,
     "config_confirmation": lambda f: ConfigConfirmation(status=_string(f, "status"), options=_object(f, "options")),
 }
 
@@ -189,6 +198,8 @@ def _fields(message: Message) -> dict[str, Any]:
         return {"type": "config", "options": message.options}
     if isinstance(message, ConfigConfirmation):
         return {"type": "config_confirmation", "status": message.status, "options": message.options}
+    if isinstance(message, Reconnect):
+        return {"type": "reconnect", "reason": message.reason, "delay_ms": message.delay_ms}
     if isinstance(message, Error):
         return _with_seq({"type": "error", "code": str(message.code), "message": message.message}, message.seq)
     raise TypeError(f"not a protocol message: {message!r}")

@@ -85,6 +85,15 @@ class ConfigConfirmation:
     options: dict[str, Any] = field(default_factory=dict)  # all effective options
 
 
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """The server asks the client to connect again (it is draining); behind a load balancer
+    the new connection lands on another server."""
+
+    reason: str = ""
+    delay_ms: int = 0
+
+
 Message = Union[
     Frame,
     ProcessedFrame,
@@ -97,4 +106,5 @@ Message = Union[
     Error,
     Config,
     ConfigConfirmation,
+    Reconnect,
 ]

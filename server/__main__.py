@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sys
 
 from aiohttp import web
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ssl_context = server_ssl_context(config.certfile, config.keyfile) if config.certfile and config.keyfile else None
     try:
         web.run_app(
-            create_app(config),
+            create_app(config, on_drained=lambda: os.kill(os.getpid(), signal.SIGTERM)),
             host=config.host,
             port=config.port,
             ssl_context=ssl_context,

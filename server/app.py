@@ -1,7 +1,9 @@
-"""The aiohttp application: WebSocket endpoint at `/`, plus `/stats`, `/metrics`, `/healthz`.
+"""The aiohttp application: WebSocket endpoint at `/`, the web page, `/stats`, `/metrics`,
+`/healthz`, `/readyz` and `POST /admin/drain`.
 
 `create_app(config)` is the only way in; tests and the CLI share it. Long-lived resources
-(thread pools, the batcher, the processors) live in `cleanup_ctx` and in `app[...]` keys.
+(thread pools, one batcher and set of processors per device) live in `cleanup_ctx` and in
+`app[...]` keys.
 """
 from __future__ import annotations
 
@@ -13,17 +15,19 @@ import time
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .batcher import Batcher
 from .config import ServerConfig
+from .devices import Device, DeviceLoad, least_loaded
+from .drain import Drain
 from .jpeg import JpegCodec
 from .pipeline import Pipeline
 from .processors import build_processors
-from .security import TokenStore, access_middleware
+from .security import TokenStore, access_middleware, is_loopback
 from .session import ClientSession, SessionLimits
 from .stats import ServerStats
 
@@ -33,44 +37,59 @@ WEB_ROOT = Path(__file__).parent / "web"  # the browser client, served as packag
 
 CONFIG = web.AppKey("config", ServerConfig)
 STATS = web.AppKey("stats", ServerStats)
-PIPELINE = web.AppKey("pipeline", Pipeline)
-BATCHER = web.AppKey("batcher", Batcher)
+DEVICES = web.AppKey("devices", list)
 WORKERS = web.AppKey("workers", ThreadPoolExecutor)
-DEFAULT_SOURCES = web.AppKey("default_sources", dict)
 SESSIONS = web.AppKey("sessions", set)
 CLIENT_IDS = web.AppKey("client_ids", itertools.count)
 TOKENS = web.AppKey("tokens", TokenStore)
+DRAIN = web.AppKey("drain", Drain)
+READY = web.AppKey("ready", asyncio.Event)
 
 
-async def _resources(app: web.Application) -> AsyncIterator[None]:
+async def _start_device(app: web.Application, index: int, codec_pool: ThreadPoolExecutor) -> Device:
+    """Models, pipeline and batcher of one device (sessions load in a worker thread)."""
     config = app[CONFIG]
-    codec_pool = ThreadPoolExecutor(config.codec_threads, thread_name_prefix="codec")
-    workers = ThreadPoolExecutor(config.batches_in_flight, thread_name_prefix="batch")
-    processors = await asyncio.get_running_loop().run_in_executor(workers, build_processors, config)
+    loop = asyncio.get_running_loop()
+    processors = await loop.run_in_executor(app[WORKERS], build_processors, config, index)
     pipeline = Pipeline(
         processors=processors,
         codec=JpegCodec(quality=config.jpeg_quality, max_pixels=config.max_image_pixels),
         codec_pool=codec_pool,
         device_lock=threading.Lock(),
     )
-    app[PIPELINE] = pipeline
-    app[WORKERS] = workers
+    load = DeviceLoad()
+    batcher = Batcher(pipeline, app[STATS], app[WORKERS], config.max_batch, config.batches_in_flight, load)
+    default_sources = None
     if config.source is not None:
-        app[DEFAULT_SOURCES] = await asyncio.get_running_loop().run_in_executor(
-            workers, pipeline.prepare_sources, config.source.read_bytes()
-        )
-        log.info("default source face: %s", config.source)
-    batcher = Batcher(pipeline, app[STATS], workers, config.max_batch, config.batches_in_flight)
-    app[BATCHER] = batcher
+        default_sources = await loop.run_in_executor(app[WORKERS], pipeline.prepare_sources, config.source.read_bytes())
     batcher.start()
-    idle_watch = asyncio.create_task(_close_idle_sessions(app), name="idle-watch")
-    log.info("frame processors: %s; max batch %d", ", ".join(p.name for p in processors), config.max_batch)
-    yield
-    idle_watch.cancel()
-    await asyncio.gather(idle_watch, return_exceptions=True)
-    await batcher.stop()
-    workers.shutdown(wait=True)
-    codec_pool.shutdown(wait=True)
+    log.info("device %d: frame processors %s; max batch %d", index, ", ".join(p.name for p in processors), config.max_batch)
+    return Device(index=index, pipeline=pipeline, batcher=batcher, load=load, default_sources=default_sources)
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    codec_pool = ThreadPoolExecutor(config.codec_threads, thread_name_prefix="codec")
+    app[WORKERS] = ThreadPoolExecutor(config.batches_in_flight * len(config.devices), thread_name_prefix="batch")
+    devices: list[Device] = []
+    app[DEVICES] = devices
+    try:
+        for index in config.devices:
+            devices.append(await _start_device(app, index, codec_pool))
+        app[STATS].devices = devices
+        if config.source is not None:
+            log.info("default source face: %s", config.source)
+        idle_watch = asyncio.create_task(_close_idle_sessions(app), name="idle-watch")
+        app[READY].set()
+        yield
+        idle_watch.cancel()
+        await asyncio.gather(idle_watch, return_exceptions=True)
+        await app[DRAIN].stop()
+    finally:
+        for device in devices:
+            await device.batcher.stop()
+        app[WORKERS].shutdown(wait=True)
+        codec_pool.shutdown(wait=True)
 
 
 async def _close_idle_sessions(app: web.Application) -> None:
@@ -104,28 +123,31 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     )
     if not ws.can_prepare(request).ok:  # a browser opening the server's URL gets the web client
         return web.FileResponse(WEB_ROOT / "index.html")
+    if app[DRAIN].active:  # before the upgrade, so a load balancer retries another server
+        raise web.HTTPServiceUnavailable(text="server draining\n")
     await ws.prepare(request)
     if len(app[SESSIONS]) >= config.max_clients:
         log.warning("refused a client from %s: %d clients connected", request.remote, len(app[SESSIONS]))
         await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=f"server full ({config.max_clients} clients)".encode())
         return ws
-    pipeline = app[PIPELINE]
+    device = least_loaded(app[DEVICES])
     loop = asyncio.get_running_loop()
     session = ClientSession(
         client_id=next(app[CLIENT_IDS]),
         ws=ws,
         stats=app[STATS],
-        batcher=app[BATCHER],
-        prepare_sources=lambda data: loop.run_in_executor(app[WORKERS], pipeline.prepare_sources, data),
-        default_sources=app.get(DEFAULT_SOURCES),
+        batcher=device.batcher,
+        prepare_sources=lambda data: loop.run_in_executor(app[WORKERS], device.pipeline.prepare_sources, data),
+        default_sources=device.default_sources,
         default_options=dict(config.options),
         limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes),
     )
     stats = app[STATS]
     stats.connected_clients += 1
     stats.clients_total += 1
+    device.clients += 1
     app[SESSIONS].add(session)
-    log.info("client %d connected from %s", session.client_id, request.remote)
+    log.info("client %d connected from %s (device %d)", session.client_id, request.remote, device.index)
     try:
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -135,6 +157,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     finally:
         app[SESSIONS].discard(session)
         stats.connected_clients -= 1
+        device.clients -= 1
         await session.close()
         log.info("client %d disconnected (%s)", session.client_id, session.frames.as_dict())
     return ws
@@ -150,20 +173,46 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
     return web.json_response({"status": "ok"})
 
 
-async def _reload_tokens_on_sighup(app: web.Application) -> AsyncIterator[None]:
+async def _readyz(request: web.Request) -> web.Response:
+    """Readiness: models loaded and not draining; load balancers send clients only here."""
+    app = request.app
+    if app[DRAIN].active:
+        return web.json_response({"status": "draining"}, status=503)
+    if not app[READY].is_set():
+        return web.json_response({"status": "starting"}, status=503)
+    return web.json_response({"status": "ready", "clients": len(app[SESSIONS])})
+
+
+async def _drain(request: web.Request) -> web.Response:
+    """POST /admin/drain: needs the token when one is set, else a request from this machine."""
+    app = request.app
+    if not app[TOKENS].enabled and not is_loopback(request.remote or ""):
+        raise web.HTTPForbidden(text="set --token to drain from another machine\n")
+    app[DRAIN].start()
+    return web.json_response({"status": "draining", "clients": len(app[SESSIONS])}, status=202)
+
+
+async def _signal_handlers(app: web.Application) -> AsyncIterator[None]:
+    """SIGHUP re-reads the token file; SIGUSR1 starts draining (POSIX only)."""
     loop = asyncio.get_running_loop()
+    handlers = {}
     if app[TOKENS].path is not None and hasattr(signal, "SIGHUP"):
-        loop.add_signal_handler(signal.SIGHUP, app[TOKENS].reload)
-        yield
-        loop.remove_signal_handler(signal.SIGHUP)
-    else:
-        yield
+        handlers[signal.SIGHUP] = app[TOKENS].reload
+    if hasattr(signal, "SIGUSR1"):
+        handlers[signal.SIGUSR1] = app[DRAIN].start
+    for signum, handler in handlers.items():
+        loop.add_signal_handler(signum, handler)
+    yield
+    for signum in handlers:
+        loop.remove_signal_handler(signum)
 
 
-def create_app(config: ServerConfig) -> web.Application:
+def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: None) -> web.Application:
+    """The server; `on_drained` runs when a drain has emptied it (the CLI exits then)."""
     tokens = TokenStore(config.tokens, config.token_file)
     app = web.Application(
         client_max_size=config.max_message_bytes,
@@ -174,12 +223,16 @@ def create_app(config: ServerConfig) -> web.Application:
     app[STATS] = ServerStats()
     app[SESSIONS] = set()
     app[CLIENT_IDS] = itertools.count(1)
+    app[READY] = asyncio.Event()
+    app[DRAIN] = Drain(app[SESSIONS], config.drain_timeout_s, on_drained)
     app.cleanup_ctx.append(_resources)
-    app.cleanup_ctx.append(_reload_tokens_on_sighup)
+    app.cleanup_ctx.append(_signal_handlers)
     app.on_shutdown.append(_close_sessions)
     app.router.add_get("/", _websocket)
     app.router.add_get("/stats", _stats)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_post("/admin/drain", _drain)
     app.router.add_static("/static/", WEB_ROOT, append_version=True)
     return app

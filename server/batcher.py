@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import Executor
 
 from protocol import ErrorCode, ProtocolError
 
+from .devices import DeviceLoad
 from .pipeline import FrameWork, Pipeline
 from .session import ClientSession, FrameJob
 from .stats import ServerStats
@@ -29,8 +31,10 @@ class Batcher:
         executor: Executor,
         max_batch: int,
         batches_in_flight: int,
+        load: DeviceLoad,
     ) -> None:
         self._pipeline = pipeline
+        self._load = load
         self._stats = stats
         self._executor = executor
         self._max_batch = max_batch
@@ -83,10 +87,12 @@ class Batcher:
 
     async def _run(self, batch: list[tuple[ClientSession, FrameJob, FrameWork]]) -> None:
         works = [work for _, _, work in batch]
+        taken_at = time.monotonic()
         try:
             loop = asyncio.get_running_loop()
             timings = await loop.run_in_executor(self._executor, self._pipeline.run, works)
             self._stats.record_batch(len(batch), timings.decode_s, timings.process_s, timings.encode_s)
+            self._load.record(timings.total_s, len(batch), [taken_at - job.received_at for _, job, _ in batch])
         except Exception:  # the pipeline isolates frame failures; this is a bug, fail the batch loudly
             log.exception("batch of %d frames crashed", len(batch))
             for work in works:

@@ -20,6 +20,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _device_list(text: str) -> tuple[int, ...]:
+    try:
+        devices = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected device indices like 0,1 — got {text!r}") from None
+    if not devices or len(set(devices)) != len(devices) or min(devices) < 0:
+        raise argparse.ArgumentTypeError(f"expected distinct device indices like 0,1 — got {text!r}")
+    return devices
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = ServerConfig()
     parser = argparse.ArgumentParser(
@@ -38,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--execution-threads", type=int, default=defaults.execution_threads,
         help="threads per ONNX Runtime session (0: the runtime's default)",
+    )
+    parser.add_argument(
+        "--devices", type=_device_list, default=defaults.devices, metavar="0,1,...",
+        help="inference devices (GPU indices); each gets its own batcher and model sessions and new clients "
+             "go to the least loaded one. With --provider cpu, several indices make virtual devices",
     )
     parser.add_argument("--max-batch", type=_positive, default=defaults.max_batch, help="most frames in one batch")
     parser.add_argument(
@@ -88,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frames a client may have processed per second; faster ones are superseded")
     limits.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s, metavar="SECONDS",
                         help="disconnect clients that send nothing for this long")
+    limits.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout_s, metavar="SECONDS",
+                        help="after SIGUSR1 or POST /admin/drain, close clients still connected after this long")
     limits.add_argument("--max-source-bytes", type=_positive, default=defaults.max_source_bytes,
                         help="largest source-face image accepted")
     parser.add_argument("--jpeg-quality", type=int, default=defaults.jpeg_quality, choices=range(1, 101),
@@ -117,6 +134,7 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
         port=args.port,
         provider=args.provider.lower(),
         execution_threads=args.execution_threads,
+        devices=args.devices,
         max_batch=args.max_batch,
         frame_processors=tuple(args.frame_processor),
         source=args.source,
@@ -137,4 +155,5 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
         max_client_fps=args.max_client_fps,
         idle_timeout_s=args.idle_timeout,
         max_source_bytes=args.max_source_bytes,
+        drain_timeout_s=args.drain_timeout,
     )

@@ -21,6 +21,7 @@ class ServerConfig:
     port: int = 8765
     provider: str = "cpu"
     execution_threads: int = 0  # 0 = ONNX Runtime's own default
+    devices: tuple[int, ...] = (0,)  # one batcher and set of model sessions per device
     max_batch: int = 8
     batches_in_flight: int = 2  # batch k+1 decodes while batch k runs on the device
     codec_threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
@@ -45,3 +46,4 @@ class ServerConfig:
     max_client_fps: float = 60.0  # frames beyond this rate are superseded, not queued
     idle_timeout_s: float = 120.0  # a client that sends nothing for this long is disconnected
     max_source_bytes: int = 10 * 1024 * 1024
+    drain_timeout_s: float = 60.0  # after a drain starts, clients still connected then are closed

@@ -62,8 +62,8 @@ PROCESSORS: dict[str, ProcessorFactory] = {
 }
 
 
-def build_processors(config: ServerConfig) -> list[FrameProcessor]:
-    """Instantiate `--frame-processor` names in order, sharing one set of model sessions."""
+def build_processors(config: ServerConfig, device: int = 0) -> list[FrameProcessor]:
+    """Instantiate `--frame-processor` names in order, sharing one set of model sessions on `device`."""
     unknown = [name for name in config.frame_processors if name not in PROCESSORS]
     if unknown:
         raise ValueError(f"unknown frame processor(s) {', '.join(unknown)}; available: {', '.join(PROCESSORS)}")
@@ -73,5 +73,6 @@ def build_processors(config: ServerConfig) -> list[FrameProcessor]:
         models_dir=config.models_dir,
         detector=config.detector,
         det_size=config.det_size,
+        device=device,
     ))
     return [PROCESSORS[name](hub) for name in config.frame_processors]

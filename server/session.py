@@ -197,7 +197,7 @@ class ClientSession:
             return
         if work.error is not None:
             self._count("failed")
-            self._queue_control(self._error_message(work.error))
+            self.queue_control(self._error_message(work.error))
             return
         if job.take_index < self._newest_result:
             self._count("superseded")  # a newer frame of ours already came back
@@ -216,7 +216,8 @@ class ClientSession:
     async def send_error(self, error: ProtocolError) -> None:
         await self.send_control(self._error_message(error))
 
-    def _queue_control(self, message: Message) -> None:
+    def queue_control(self, message: Message) -> None:
+        """Queue a control message without waiting (server-initiated: errors, reconnect)."""
         self._control.append(encode_json(message))
         self._wake.set()
 
@@ -226,7 +227,7 @@ class ClientSession:
             self._control_drained.clear()
             await self._control_drained.wait()
         if not self.closed:
-            self._queue_control(message)
+            self.queue_control(message)
 
     def _reply_bytes(self, job: FrameJob, jpeg: bytes) -> tuple[bytes, WSMsgType]:
         reply = ProcessedFrame(jpeg=jpeg, timestamp=job.reply_timestamp, seq=job.frame.seq)

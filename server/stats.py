@@ -63,6 +63,7 @@ class ServerStats:
     started_monotonic: float = field(default_factory=time.monotonic)
     server_times: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
     registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+    devices: list = field(default_factory=list)  # server.devices.Device, set once they are up
 
     def __post_init__(self) -> None:
         self.latency_histogram = Histogram(
@@ -106,6 +107,7 @@ class ServerStats:
             "server_time_p90": float(p90),
             "server_time_p99": float(p99),
             "errors": dict(self.errors),
+            "devices": [device.as_dict() for device in self.devices],
             "uptime_s": time.monotonic() - self.started_monotonic,
         }
         return data
@@ -134,6 +136,17 @@ class _StatsCollector(Collector):
         for name in ("decode", "process", "encode"):
             stage.add_metric([name], getattr(stats, f"{name}_s"))
         yield stage
+        per_device = {
+            "clients": GaugeMetricFamily("facestream_device_clients", "Clients assigned", labels=["device"]),
+            "busy_fraction": GaugeMetricFamily("facestream_device_busy_ratio", "Recent busy time fraction", labels=["device"]),
+            "frames_per_s": GaugeMetricFamily("facestream_device_frames_per_second", "Recent frames/s", labels=["device"]),
+            "queue_wait_avg": GaugeMetricFamily("facestream_device_queue_wait_seconds", "Recent wait for a batch", labels=["device"]),
+        }
+        for device in stats.devices:
+            values = device.as_dict()
+            for key, family in per_device.items():
+                family.add_metric([str(device.index)], values[key])
+        yield from per_device.values()
         errors = CounterMetricFamily("facestream_errors", "Error messages sent, by code", labels=["code"])
         for code, count in sorted(stats.errors.items()):
             errors.add_metric([code], count)

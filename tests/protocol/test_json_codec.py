@@ -15,6 +15,7 @@ from protocol import (
     Pong,
     ProcessedFrame,
     ProtocolError,
+    Reconnect,
     SourceFace,
     SourceFaceConfirmation,
     Stats,
@@ -57,6 +58,7 @@ def test_processed_frame_round_trip(payload, timestamp, seq):
         Error(code="no_face", message="none"),
         Config(options={"opacity": 0.5, "many_faces": False}),
         ConfigConfirmation(status="success", options={"opacity": 0.5}),
+        Reconnect(reason="server draining", delay_ms=250),
     ],
 )
 def test_control_messages_round_trip(message):

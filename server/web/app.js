@@ -1,0 +1,394 @@
+// The facestream web client: camera -> JPEG -> binary frames -> server -> processed frames -> canvas.
+// This module only wires the page together; the parts live in protocol.js (wire format),
+// flow.js (in-flight window), connection.js (socket, reconnect), camera.js, display.js, ui.js.
+
+import * as protocol from "./protocol.js";
+import { InFlightWindow } from "./flow.js";
+import { Connection, defaultServerUrl, socketUrl } from "./connection.js";
+import {
+  JpegEncoder,
+  activeDeviceId,
+  cameraUnsupportedReason,
+  describeCameraError,
+  listCameras,
+  openCamera,
+  photoToJpeg,
+} from "./camera.js";
+import { FrameView, LatencyMeter, RateMeter } from "./display.js";
+import { MessageLog, describeServerError, renderStats } from "./ui.js";
+
+// A frame unanswered this long is given up on, so a lost frame cannot stall the window.
+const FRAME_TIMEOUT_MS = 5000;
+const METER_INTERVAL_MS = 250;
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  status: $("status"),
+  output: $("output"),
+  placeholder: $("output-placeholder"),
+  video: $("camera"),
+  serverUrl: $("server-url"),
+  token: $("token"),
+  connect: $("connect"),
+  disconnect: $("disconnect"),
+  faceFile: $("face-file"),
+  faceSnapshot: $("face-snapshot"),
+  facePreview: $("face-preview"),
+  faceStatus: $("face-status"),
+  cameraSelect: $("camera-select"),
+  cameraStart: $("camera-start"),
+  sendWidth: $("send-width"),
+  jpegQuality: $("jpeg-quality"),
+  windowSize: $("window-size"),
+  optManyFaces: $("opt-many-faces"),
+  optColorCorrection: $("opt-color-correction"),
+  optOpacity: $("opt-opacity"),
+  optMouthMask: $("opt-mouth-mask"),
+  optionsStatus: $("options-status"),
+  statsRefresh: $("stats-refresh"),
+  stats: $("stats"),
+  meters: {
+    fps: $("fps"),
+    latency: $("latency"),
+    shown: $("frames-shown"),
+    sent: $("frames-sent"),
+    skipped: $("frames-skipped"),
+    superseded: $("frames-superseded"),
+    inFlight: $("in-flight"),
+  },
+};
+
+const log = new MessageLog($("messages"), $("clear-messages"));
+const view = new FrameView(ui.output);
+const fps = new RateMeter();
+const latency = new LatencyMeter();
+const frameEncoder = new JpegEncoder();
+const snapshotEncoder = new JpegEncoder(); // its own canvas: a snapshot must not race a frame encode
+
+const state = {
+  window: new InFlightWindow({ limit: Number(ui.windowSize.value), timeoutMs: FRAME_TIMEOUT_MS }),
+  encoding: false, // one frame encode at a time; camera frames meanwhile are skipped
+  sent: 0,
+  skipped: 0,
+  superseded: 0,
+  sourceFace: null, // JPEG Blob, re-sent after every reconnect (the server forgets it)
+  sourceUrl: null,
+  userOptions: {}, // options the user changed, re-sent after every reconnect
+  confirmedOptions: null,
+  frameLoop: false,
+};
+
+const connection = new Connection({ onOpen: connected, onMessage: received, onState: connectionState });
+
+// ---- connection ---------------------------------------------------------------------
+
+function connectionState(name, text, level) {
+  ui.status.textContent = text;
+  ui.status.dataset.state = name;
+  const active = name !== "closed";
+  ui.connect.disabled = active;
+  ui.disconnect.disabled = !active;
+  ui.statsRefresh.disabled = name !== "open";
+  if (level === "warn" || level === "error") log.add(text, level);
+  if (name !== "open") state.window.reset(); // answers to frames sent on a dead socket never come
+}
+
+function connected() {
+  state.window.reset();
+  latency.reset();
+  if (state.sourceFace) sendSourceFace();
+  // Also asks for the effective options when the user changed none (an empty change).
+  connection.send(protocol.config(state.userOptions));
+}
+
+function received(data) {
+  try {
+    if (typeof data === "string") handleJson(protocol.decodeJson(data));
+    else handleBinary(protocol.decodeBinary(data));
+  } catch (error) {
+    log.add(`Unreadable message from the server (${error.code ?? error.name}): ${error.message}`, "error");
+  }
+}
+
+function handleBinary(message) {
+  if (message.kind !== protocol.Kind.PROCESSED_FRAME) return;
+  const before = state.window.lastSettled;
+  if (state.window.settle(message.seq)) {
+    // Frames between the last answer and this one were replaced on the server (latest wins).
+    state.superseded += message.seq - before - 1;
+  }
+  const now = performance.now();
+  latency.add(now - message.timestamp);
+  fps.tick(now);
+  view.show(message.payload, message.seq).then(
+    (shown) => shown && (ui.placeholder.hidden = true),
+    (error) => log.add(`Could not show a processed frame: ${error.message}`, "error"),
+  );
+}
+
+function handleJson(message) {
+  switch (message.type) {
+    case "error":
+      if (Number.isInteger(message.seq)) state.window.settle(message.seq);
+      log.add(describeServerError(message), "error");
+      if (message.code === protocol.ErrorCode.BAD_CONFIG) configRefused(message.message);
+      break;
+    case "source_face_confirmation":
+      if (message.status === "success") {
+        setNote(ui.faceStatus, message.message || "Source face set.", "ok");
+      } else {
+        setNote(ui.faceStatus, message.message || "The server refused the source face.", "error");
+        log.add(`Source face refused: ${message.message} — your frames come back unchanged.`, "error");
+      }
+      break;
+    case "config_confirmation":
+      state.confirmedOptions = message.options;
+      showOptions(message.options);
+      setNote(ui.optionsStatus, `In effect: ${describeOptions(message.options)}`, "ok");
+      break;
+    case "stats":
+      renderStats(ui.stats, message.data);
+      break;
+    default:
+      break; // pong, and message types newer than this page: nothing to do
+  }
+}
+
+ui.serverUrl.value = new URLSearchParams(location.search).get("server") ?? defaultServerUrl();
+ui.token.value = new URLSearchParams(location.search).get("token") ?? "";
+
+ui.connect.addEventListener("click", () => {
+  let url;
+  try {
+    url = socketUrl(ui.serverUrl.value, ui.token.value.trim());
+  } catch (error) {
+    log.add(error.message, "error");
+    return;
+  }
+  if (!ui.video.srcObject) startCamera(ui.cameraSelect.value);
+  connection.open(url);
+});
+
+ui.disconnect.addEventListener("click", () => {
+  connection.close();
+  connectionState("closed", "Disconnected", "info");
+});
+
+ui.statsRefresh.addEventListener("click", () => connection.send(protocol.statsRequest()));
+
+// ---- camera and frames --------------------------------------------------------------
+
+async function startCamera(deviceId) {
+  const unsupported = cameraUnsupportedReason();
+  if (unsupported) {
+    log.add(unsupported, "error");
+    return;
+  }
+  ui.cameraStart.disabled = true;
+  try {
+    await openCamera(ui.video, deviceId);
+    await refreshCameraList();
+    ui.faceSnapshot.disabled = false;
+    ui.cameraStart.textContent = "Restart camera";
+    startFrameLoop();
+  } catch (error) {
+    log.add(describeCameraError(error), "error");
+  } finally {
+    ui.cameraStart.disabled = false;
+  }
+}
+
+async function refreshCameraList() {
+  const cameras = await listCameras();
+  const current = activeDeviceId(ui.video);
+  ui.cameraSelect.replaceChildren(
+    ...cameras.map(({ deviceId, label }) => new Option(label, deviceId, false, deviceId === current)),
+  );
+  ui.cameraSelect.disabled = cameras.length === 0;
+}
+
+// One capture per camera frame where the browser says when frames arrive
+// (requestVideoFrameCallback); once per display refresh otherwise.
+function startFrameLoop() {
+  if (state.frameLoop) return;
+  state.frameLoop = true;
+  const next = () =>
+    ui.video.requestVideoFrameCallback ? ui.video.requestVideoFrameCallback(tick) : requestAnimationFrame(tick);
+  const tick = () => {
+    next();
+    cameraFrame();
+  };
+  next();
+}
+
+function cameraFrame() {
+  if (!connection.isOpen || !ui.video.videoWidth) return;
+  const capturedAt = performance.now();
+  if (state.encoding || !state.window.canSend(capturedAt)) {
+    state.skipped += 1; // the server is behind: send the next camera frame instead, not a backlog
+    return;
+  }
+  sendFrame(capturedAt);
+}
+
+async function sendFrame(capturedAt) {
+  state.encoding = true;
+  try {
+    const jpeg = await frameEncoder.encode(ui.video, {
+      width: ui.video.videoWidth,
+      height: ui.video.videoHeight,
+      maxWidth: Number(ui.sendWidth.value),
+      quality: Number(ui.jpegQuality.value),
+    });
+    if (!connection.isOpen) return;
+    const seq = state.window.sent(performance.now());
+    // The echoed timestamp is the capture time, so latency includes encoding and decoding.
+    const header = protocol.encodeHeader({ kind: protocol.Kind.FRAME, seq, timestamp: capturedAt });
+    connection.send(new Blob([header, jpeg])); // no copy of the JPEG into JavaScript memory
+    state.sent += 1;
+  } catch (error) {
+    log.add(`Could not encode a camera frame: ${error.message}`, "error");
+  } finally {
+    state.encoding = false;
+  }
+}
+
+ui.cameraStart.addEventListener("click", () => startCamera(ui.cameraSelect.value));
+ui.cameraSelect.addEventListener("change", () => startCamera(ui.cameraSelect.value));
+navigator.mediaDevices?.addEventListener?.("devicechange", () => ui.video.srcObject && refreshCameraList());
+ui.windowSize.addEventListener("change", () => {
+  const limit = Math.min(8, Math.max(1, Math.round(Number(ui.windowSize.value)) || 2));
+  ui.windowSize.value = String(limit);
+  state.window.limit = limit;
+});
+bindOutput(ui.jpegQuality, $("jpeg-quality-value"), (v) => Number(v).toFixed(2));
+
+// ---- source face --------------------------------------------------------------------
+
+ui.faceFile.addEventListener("change", async () => {
+  const file = ui.faceFile.files[0];
+  if (!file) return;
+  setNote(ui.faceStatus, `Reading ${file.name}…`, "info");
+  try {
+    setSourceFace(await photoToJpeg(file));
+  } catch (error) {
+    setNote(ui.faceStatus, error.message, "error");
+    log.add(error.message, "error");
+  }
+  ui.faceFile.value = ""; // choosing the same file again must fire `change` again
+});
+
+ui.faceSnapshot.addEventListener("click", async () => {
+  const { videoWidth: width, videoHeight: height } = ui.video;
+  if (!width) return;
+  setSourceFace(await snapshotEncoder.encode(ui.video, { width, height, maxWidth: 1280, quality: 0.92 }));
+});
+
+function setSourceFace(jpeg) {
+  state.sourceFace = jpeg;
+  if (state.sourceUrl) URL.revokeObjectURL(state.sourceUrl);
+  state.sourceUrl = URL.createObjectURL(jpeg);
+  ui.facePreview.src = state.sourceUrl;
+  ui.facePreview.hidden = false;
+  if (connection.isOpen) sendSourceFace();
+  else setNote(ui.faceStatus, "Ready: it is sent when you connect.", "info");
+}
+
+function sendSourceFace() {
+  const header = protocol.encodeHeader({ kind: protocol.Kind.SOURCE_FACE });
+  connection.send(new Blob([header, state.sourceFace]));
+  setNote(ui.faceStatus, "Sent; waiting for the server to find the face…", "info");
+}
+
+// ---- live options -------------------------------------------------------------------
+
+const OPTION_CONTROLS = {
+  many_faces: { input: ui.optManyFaces, read: (i) => i.checked, write: (i, v) => (i.checked = Boolean(v)) },
+  color_correction: { input: ui.optColorCorrection, read: (i) => i.checked, write: (i, v) => (i.checked = Boolean(v)) },
+  opacity: { input: ui.optOpacity, read: (i) => Number(i.value), write: (i, v) => (i.value = String(v)) },
+  mouth_mask: { input: ui.optMouthMask, read: (i) => Number(i.value), write: (i, v) => (i.value = String(Number(v))) },
+};
+
+for (const [name, control] of Object.entries(OPTION_CONTROLS)) {
+  // `change` fires when a slider is released: one config message per gesture, not per pixel.
+  control.input.addEventListener("change", () => changeOption(name, control.read(control.input)));
+}
+bindOutput(ui.optOpacity, $("opt-opacity-value"), (v) => Number(v).toFixed(2));
+bindOutput(ui.optMouthMask, $("opt-mouth-mask-value"), (v) => String(Math.round(Number(v))));
+
+function changeOption(name, value) {
+  state.userOptions[name] = value;
+  if (connection.send(protocol.config({ [name]: value }))) setNote(ui.optionsStatus, "Sending…", "info");
+  else setNote(ui.optionsStatus, "Applies when you connect.", "info");
+}
+
+function configRefused(message) {
+  const confirmed = state.confirmedOptions ?? {};
+  for (const name of Object.keys(state.userOptions)) {
+    if (state.userOptions[name] !== confirmed[name]) delete state.userOptions[name];
+  }
+  if (state.confirmedOptions) showOptions(state.confirmedOptions);
+  setNote(ui.optionsStatus, `Refused: ${message}`, "error");
+}
+
+function showOptions(options) {
+  for (const [name, control] of Object.entries(OPTION_CONTROLS)) {
+    if (name in options) {
+      control.write(control.input, options[name]);
+      control.input.dispatchEvent(new Event("input")); // refresh the <output> next to a slider
+    }
+  }
+}
+
+function describeOptions(o) {
+  const parts = [];
+  if ("many_faces" in o) parts.push(o.many_faces ? "every face" : "largest face only");
+  if ("opacity" in o) parts.push(`opacity ${Number(o.opacity).toFixed(2)}`);
+  if ("mouth_mask" in o) parts.push(`mouth mask ${Number(o.mouth_mask)}`);
+  if ("color_correction" in o) parts.push(`colour correction ${o.color_correction ? "on" : "off"}`);
+  return parts.join(", ") || "server defaults";
+}
+
+// ---- meters and small helpers -------------------------------------------------------
+
+function updateMeters() {
+  const now = performance.now();
+  const m = ui.meters;
+  m.fps.textContent = connection.isOpen || fps.rate(now) ? fps.rate(now).toFixed(1) : "–";
+  m.latency.textContent = Number.isNaN(latency.last)
+    ? "–"
+    : `${latency.last.toFixed(0)} ms (median ${latency.median.toFixed(0)})`;
+  m.latency.dataset.lastMs = String(latency.last);
+  m.latency.dataset.medianMs = String(latency.median);
+  m.shown.textContent = String(view.shown);
+  m.sent.textContent = String(state.sent);
+  m.skipped.textContent = String(state.skipped);
+  m.superseded.textContent = String(state.superseded);
+  m.inFlight.textContent = `${state.window.inFlight}/${state.window.limit}`;
+}
+setInterval(updateMeters, METER_INTERVAL_MS);
+
+function setNote(element, text, level) {
+  element.textContent = text;
+  element.dataset.level = level;
+}
+
+function bindOutput(input, output, format) {
+  const update = () => (output.textContent = format(input.value));
+  input.addEventListener("input", update);
+  update();
+}
+
+// For the browser console and the end-to-end test: inspect the state, send raw messages.
+window.facestream = {
+  connection,
+  state,
+  view,
+  sendJson: (message) => connection.send(JSON.stringify(message)),
+};
+
+const unsupported = cameraUnsupportedReason();
+if (unsupported) {
+  ui.cameraStart.disabled = true;
+  log.add(unsupported, "warn");
+}

@@ -5,7 +5,7 @@ One instance per device holds the sessions; all of its methods take whole batche
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Any, Mapping, MutableMapping, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -13,6 +13,7 @@ import numpy as np
 from .face import Face
 from .landmarks import Landmarks106
 from .recognizer import ArcFace
+from .tracking import FaceTracker
 
 SOURCE_PADDING = 0.5  # tight source crops (a face filling the photo) need context to be detected
 
@@ -25,16 +26,56 @@ class Detector(Protocol):
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]: ...
 
 
+class Client(Protocol):
+    """What analysis needs to know of the client a frame came from."""
+
+    options: Mapping[str, Any]
+    state: MutableMapping[str, Any]  # kept across this client's frames (its face tracks)
+    time: float  # the frame's arrival, seconds (monotonic)
+
+
+def _keep_largest(faces: list[Face], many: bool) -> list[Face]:
+    return faces if many or not faces else [max(faces, key=lambda f: f.area)]
+
+
 @dataclass
 class FaceAnalyser:
     detector: Detector
     landmarks: Landmarks106
     recognizer: ArcFace
+    detect_every: int = 1  # run the detector on every k-th frame of a client; track in between
+    hold_frames: int = 3  # keep swapping a face the detector lost for this many frames
+
+    def analyse_tracked(self, images: Sequence[np.ndarray], clients: Sequence[Client], with_landmarks: bool) -> list[list[Face]]:
+        """Faces to swap per image, through each client's own tracks: one call per model step.
+
+        Frames due for detection run the detector (one call for all of them); the others
+        look for each track's face where it was and move it by its new landmarks, so the
+        landmark model runs for them whatever `with_landmarks` says.
+        """
+        trackers = []
+        for client in clients:
+            tracker = client.state.setdefault("tracker", FaceTracker())
+            tracker.strength = float(client.options.get("smoothing", 1.0))
+            tracker.hold_frames = self.hold_frames
+            trackers.append(tracker)
+        detect = [i for i, tracker in enumerate(trackers) if tracker.needs_detection(self.detect_every)]
+        follow = [i for i in range(len(images)) if i not in set(detect)]
+        detections = self.detector.detect([images[i] for i in detect])
+        predicted = [[Face(box=f.box, score=f.score, kps=f.kps) for f in trackers[i].predicted_faces()] for i in follow]
+        landmark_images = ([images[i] for i in detect] if with_landmarks else []) + [images[i] for i in follow]
+        landmark_faces = (detections if with_landmarks else []) + predicted
+        self.landmarks.annotate(landmark_images, landmark_faces)
+        faces: list[list[Face]] = [[] for _ in images]
+        for i, found in zip(detect, detections):
+            faces[i] = trackers[i].update(found, clients[i].time)
+        for i, relocated in zip(follow, predicted):
+            faces[i] = trackers[i].follow(relocated, clients[i].time)
+        return [_keep_largest(found, client.options.get("many_faces", True)) for found, client in zip(faces, clients)]
 
     def analyse(self, images: Sequence[np.ndarray], many_faces: Sequence[bool], with_landmarks: bool) -> list[list[Face]]:
         """Faces of every image (only the largest where `many_faces` is off), one call per model."""
-        faces = self.detector.detect(images)
-        faces = [found if many or not found else [max(found, key=lambda f: f.area)] for found, many in zip(faces, many_faces)]
+        faces = [_keep_largest(found, many) for found, many in zip(self.detector.detect(images), many_faces)]
         if with_landmarks:
             self.landmarks.annotate(images, faces)
         return faces

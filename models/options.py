@@ -52,6 +52,7 @@ OPTIONS: dict[str, OptionSpec] = {
     "mouth_mask": OptionSpec(0.0, _mouth_mask, "keep the target's own mouth: 0 off .. 100 (true = 50)"),
     "opacity": OptionSpec(1.0, _number(0, 1), "blend of the swapped face over the original: 0 .. 1"),
     "color_correction": OptionSpec(True, _boolean, "match the swapped face's colour to the target's skin and light"),
+    "smoothing": OptionSpec(1.0, _number(0, 10), "temporal smoothing of face positions: 0 off, 1 default, more is smoother"),
 }
 
 DEFAULT_OPTIONS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}

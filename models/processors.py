@@ -16,7 +16,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import numpy as np
 
 from . import classic
-from .analysis import FaceAnalyser
+from .analysis import Client, FaceAnalyser
 from .blend import blend_into, keep_mouth, lab_stats, transfer_color
 from .enhancer import Enhancer
 from .inswapper import InSwapper, SwapJob, load_emap, paste_region
@@ -31,9 +31,8 @@ log = logging.getLogger(__name__)
 DETECTORS = ("scrfd", "centerface")
 
 
-class Context(Protocol):
+class Context(Client, Protocol):
     sources: Mapping[str, Any]
-    options: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,8 @@ class ModelSettings:
     models_dir: Path | None = None
     detector: str = "scrfd"
     det_size: int = 320
+    detect_every: int = 1
+    hold_frames: int = 3
     device: int = 0  # GPU index for cuda/tensorrt/rocm; CPU "devices" share the CPU
 
 
@@ -70,6 +71,8 @@ class ModelHub:
                 detector=self._detector(),
                 landmarks=Landmarks106(self.session("2d106det")),
                 recognizer=ArcFace(self.session(self.recognizer_name())),
+                detect_every=self.settings.detect_every,
+                hold_frames=self.settings.hold_frames,
             )
         return self._analyser
 
@@ -108,8 +111,7 @@ class ClassicSwapper:
 
     def process(self, frames: Sequence[np.ndarray], contexts: Sequence[Context]) -> list[np.ndarray]:
         chosen = _targets(frames, contexts, self.name)
-        images = [frames[i] for i in chosen]
-        faces = self.analyser.analyse(images, [contexts[i].options.get("many_faces", True) for i in chosen], True)
+        faces = self.analyser.analyse_tracked([frames[i] for i in chosen], [contexts[i] for i in chosen], True)
         for index, frame_faces in zip(chosen, faces):
             context = contexts[index]
             for face in frame_faces:
@@ -142,8 +144,7 @@ class NeuralSwapper:
     def process(self, frames: Sequence[np.ndarray], contexts: Sequence[Context]) -> list[np.ndarray]:
         chosen = _targets(frames, contexts, self.name)
         needs_landmarks = any(contexts[i].options.get("mouth_mask", 0) for i in chosen)
-        images = [frames[i] for i in chosen]
-        faces = self.analyser.analyse(images, [contexts[i].options.get("many_faces", True) for i in chosen], needs_landmarks)
+        faces = self.analyser.analyse_tracked([frames[i] for i in chosen], [contexts[i] for i in chosen], needs_landmarks)
         jobs = [
             SwapJob(index, face, contexts[index].sources[self.name].latent)
             for index, frame_faces in zip(chosen, faces)

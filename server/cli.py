@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="face detector: scrfd (InsightFace weights) or centerface (MIT-licensed)")
     parser.add_argument("--det-size", type=_positive, default=defaults.det_size,
                         help="detector input: frames are scaled so their longer side is this many pixels")
+    parser.add_argument("--detect-every", type=_positive, default=defaults.detect_every, metavar="K",
+                        help="run the face detector on every K-th frame of a client; track faces by their "
+                             "landmarks in between")
+    parser.add_argument("--hold-frames", type=int, default=defaults.hold_frames, metavar="N",
+                        help="keep swapping a face the detector lost for up to N frames (no single-frame dropouts)")
     options = parser.add_argument_group("swap options (defaults for every client; each client may change its own)")
     options.add_argument("--many-faces", action=argparse.BooleanOptionalAction, default=DEFAULT_OPTIONS["many_faces"],
                          help=OPTIONS["many_faces"].help)
@@ -76,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help=OPTIONS["mouth_mask"].help)
     options.add_argument("--opacity", type=float, default=DEFAULT_OPTIONS["opacity"], metavar="0..1",
                          help=OPTIONS["opacity"].help)
+    options.add_argument("--smoothing", type=float, default=DEFAULT_OPTIONS["smoothing"], metavar="0..10",
+                         help=OPTIONS["smoothing"].help)
     options.add_argument("--color-correction", action=argparse.BooleanOptionalAction,
                          default=DEFAULT_OPTIONS["color_correction"], help=OPTIONS["color_correction"].help)
     parser.add_argument(
@@ -141,6 +148,8 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
         models_dir=args.models_dir,
         detector=args.detector,
         det_size=args.det_size,
+        detect_every=args.detect_every,
+        hold_frames=args.hold_frames,
         options=swap_options,
         max_message_bytes=args.max_message_bytes,
         max_image_pixels=args.max_image_pixels,

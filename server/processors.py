@@ -22,6 +22,8 @@ class FrameContext:
     client_id: int
     sources: Mapping[str, Any] = field(default_factory=dict)  # processor name -> prepared source
     options: Mapping[str, Any] = field(default_factory=dict)  # the client's live options
+    state: dict[str, Any] = field(default_factory=dict)  # processors' per-client state (face tracks)
+    time: float = 0.0  # the frame's arrival (time.monotonic())
 
 
 class FrameProcessor(Protocol):
@@ -73,6 +75,8 @@ def build_processors(config: ServerConfig, device: int = 0) -> list[FrameProcess
         models_dir=config.models_dir,
         detector=config.detector,
         det_size=config.det_size,
+        detect_every=config.detect_every,
+        hold_frames=config.hold_frames,
         device=device,
     ))
     return [PROCESSORS[name](hub) for name in config.frame_processors]

@@ -90,6 +90,7 @@ class ClientSession:
         self._prepare_sources = prepare_sources
         self._sources = default_sources
         self.options = dict(default_options)
+        self.processor_state: dict[str, Any] = {}  # lives as long as the connection
         self.pending: FrameJob | None = None
         self._outbox: tuple[FrameJob, bytes] | None = None
         self._control: collections.deque[bytes] = collections.deque()
@@ -170,7 +171,8 @@ class ClientSession:
         job.take_index = self._takes
         self._takes += 1
         job.passthrough = self._sources is None
-        context = FrameContext(client_id=self.client_id, sources=self._sources or {}, options=self.options)
+        context = FrameContext(client_id=self.client_id, sources=self._sources or {}, options=self.options,
+                               state=self.processor_state, time=job.received_at)
         return job, FrameWork(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context)
 
     async def _set_source(self, image: bytes) -> None:

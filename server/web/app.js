@@ -76,6 +76,7 @@ const state = {
   userOptions: {}, // options the user changed, re-sent after every reconnect
   confirmedOptions: null,
   frameLoop: false,
+  cameraStarting: null, // the pending camera start, if any
 };
 
 const connection = new Connection({ onOpen: connected, onMessage: received, onState: connectionState });
@@ -157,7 +158,8 @@ function handleJson(message) {
 ui.serverUrl.value = new URLSearchParams(location.search).get("server") ?? defaultServerUrl();
 ui.token.value = new URLSearchParams(location.search).get("token") ?? "";
 
-ui.connect.addEventListener("click", () => {
+$("connection-form").addEventListener("submit", (event) => {
+  event.preventDefault(); // Connect, or Enter in a field: connect without reloading the page
   let url;
   try {
     url = socketUrl(ui.serverUrl.value, ui.token.value.trim());
@@ -178,7 +180,13 @@ ui.statsRefresh.addEventListener("click", () => connection.send(protocol.statsRe
 
 // ---- camera and frames --------------------------------------------------------------
 
-async function startCamera(deviceId) {
+function startCamera(deviceId) {
+  // Connect and Start camera may both ask at once: one getUserMedia at a time.
+  state.cameraStarting ??= openSelectedCamera(deviceId).finally(() => (state.cameraStarting = null));
+  return state.cameraStarting;
+}
+
+async function openSelectedCamera(deviceId) {
   const unsupported = cameraUnsupportedReason();
   if (unsupported) {
     log.add(unsupported, "error");
@@ -355,9 +363,10 @@ function updateMeters() {
   const now = performance.now();
   const m = ui.meters;
   m.fps.textContent = connection.isOpen || fps.rate(now) ? fps.rate(now).toFixed(1) : "–";
+  // The median is steady enough to read; the last round trip shows the jitter.
   m.latency.textContent = Number.isNaN(latency.last)
     ? "–"
-    : `${latency.last.toFixed(0)} ms (median ${latency.median.toFixed(0)})`;
+    : `${latency.median.toFixed(0)} ms · last ${latency.last.toFixed(0)}`;
   m.latency.dataset.lastMs = String(latency.last);
   m.latency.dataset.medianMs = String(latency.median);
   m.shown.textContent = String(view.shown);

@@ -69,13 +69,12 @@ export class Backoff {
  * Callbacks: onOpen(), onMessage(data: string | ArrayBuffer), onState(state, text, level).
  */
 export class Connection {
-  constructor({ onOpen, onMessage, onState, WebSocketImpl = globalThis.WebSocket }) {
-    Object.assign(this, { onOpen, onMessage, onState, WebSocketImpl });
+  constructor({ onOpen, onMessage, onState, WebSocketImpl = globalThis.WebSocket, backoff = new Backoff() }) {
+    Object.assign(this, { onOpen, onMessage, onState, WebSocketImpl, backoff });
     this.ws = null;
     this.url = null;
     this.wanted = false; // the user wants to be connected
     this.everOpened = false; // this URL worked at least once since Connect was pressed
-    this.backoff = new Backoff();
     this.retryTimer = null;
   }
 

@@ -47,6 +47,7 @@ export function encodeHeader({ kind, seq = 0, timestamp = 0, flags = 0 }) {
   if (!Number.isInteger(seq) || seq < 0 || seq > MAX_SEQ) {
     throw new RangeError(`seq ${seq} does not fit in u32`);
   }
+  if (!Number.isFinite(timestamp)) throw new RangeError(`timestamp ${timestamp} is not a finite number`);
   const header = new ArrayBuffer(HEADER_SIZE);
   const view = new DataView(header);
   view.setUint8(0, VERSION);
@@ -68,7 +69,8 @@ export function encodeBinary(fields, payload) {
 /**
  * Parse a binary message (ArrayBuffer or a typed array view) into
  * {version, kind, flags, seq, timestamp, payload}; `payload` is a view, not a copy.
- * Throws ProtocolError like the Python decoder: short -> bad_header, version -> unsupported_version.
+ * Throws ProtocolError like the Python decoder, checking in the same order: short -> bad_header,
+ * version -> unsupported_version, NaN/infinite timestamp -> invalid_field, kind -> bad_header.
  */
 export function decodeBinary(data) {
   const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -83,6 +85,9 @@ export function decodeBinary(data) {
   const timestamp = view.getFloat64(8, true);
   if (version !== VERSION) {
     throw new ProtocolError(ErrorCode.UNSUPPORTED_VERSION, `binary version ${version} (this page speaks ${VERSION})`, seq);
+  }
+  if (!Number.isFinite(timestamp)) {
+    throw new ProtocolError(ErrorCode.INVALID_FIELD, "timestamp must be a finite number", seq);
   }
   if (!Object.values(Kind).includes(kind)) {
     throw new ProtocolError(ErrorCode.BAD_HEADER, `unknown binary kind ${kind}`, seq);

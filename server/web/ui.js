@@ -59,8 +59,8 @@ export class MessageLog {
   }
 }
 
-// Seconds fields shown in ms, since frame times are milliseconds for people.
-const SECONDS = /(_time_avg|time_p\d+|_s)$/;
+// Durations in seconds, shown in ms: frame times are milliseconds to people.
+const SECONDS = /(time_avg|time_p\d+|wait_avg)$/;
 const LABELS = { uptime_s: "uptime" };
 
 function formatStat(key, value) {
@@ -70,10 +70,11 @@ function formatStat(key, value) {
   return Number.isInteger(value) ? String(value) : value.toFixed(2);
 }
 
+// Nested objects and lists become dotted names: {"client": {"frames_processed": 3}} -> client.frames_processed.
 function flatten(data, prefix = "", rows = []) {
   for (const [key, value] of Object.entries(data)) {
     const name = prefix ? `${prefix}.${key}` : key;
-    if (value && typeof value === "object" && !Array.isArray(value)) flatten(value, name, rows);
+    if (value && typeof value === "object") flatten(value, name, rows);
     else rows.push([name, value]);
   }
   return rows;

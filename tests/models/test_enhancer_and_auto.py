@@ -13,8 +13,12 @@ from tests import media
 
 @dataclass
 class Context:
+    """A client as processors see it (server.processors.FrameContext has the same fields)."""
+
     sources: dict = field(default_factory=dict)
     options: dict = field(default_factory=lambda: {"many_faces": True, "opacity": 1.0})
+    state: dict = field(default_factory=dict)
+    time: float = 0.0
 
 
 def test_enhancer_changes_faces_only(hub, tmp_path):

@@ -24,8 +24,12 @@ NO_EXTRAS = {"many_faces": True, "opacity": 1.0, "mouth_mask": 0, "color_correct
 
 @dataclass
 class Context:
+    """A client as processors see it (server.processors.FrameContext has the same fields)."""
+
     sources: dict
     options: dict = field(default_factory=lambda: dict(NO_EXTRAS))
+    state: dict = field(default_factory=dict)
+    time: float = 0.0
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,153 @@
+"""Command line of `python -m client`, accepting the original Deep-Live-Cam client's spellings.
+
+Validation that needs the file system (the source face exists, the CA file exists) happens
+here, before anything opens a camera or a socket, and fails with one line, not a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import urlsplit
+
+from .config import DEFAULT_SERVER_URL, ClientConfig
+from .errors import UsageError
+
+TOKEN_ENV = "FACESTREAM_TOKEN"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, but not the meaningless ones (None, False) of optional paths and flags."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = ClientConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m client",
+        description="facestream client: streams your camera (or a video, an image, a test pattern) to a "
+        "facestream server and shows the frames that come back with your source face swapped in. "
+        "At most --in-flight frames are unanswered at any time; while the server is busy, new camera "
+        "frames are skipped rather than queued, so what you see is never more than that many frames old. "
+        "If the server goes away the client reconnects with exponential backoff and sends the source "
+        "face again. Ctrl-C (or q/Esc in the window) stops and prints a one-line summary.",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("-s", "--source", type=Path, metavar="PATH", help="the face to wear (JPEG or PNG); required unless --stats")
+
+    net = parser.add_argument_group("server")
+    net.add_argument("--server-url", default=DEFAULT_SERVER_URL, metavar="URL", help="ws://HOST:PORT or wss://HOST:PORT")
+    net.add_argument("--ca-file", type=Path, metavar="PEM", help="trust this CA (or self-signed) certificate for wss://")
+    net.add_argument("--insecure", action="store_true",
+                     help="wss:// without checking the certificate at all (testing only; warns)")
+    net.add_argument("--token", metavar="TOKEN",
+                     help=f"access token, sent as 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV} if set)")
+    net.add_argument("--binary", action="store_true",
+                     help="send frames as binary messages (raw JPEG, ~1/3 smaller); JSON with base64 otherwise")
+    net.add_argument("--connect-timeout", metavar="SECONDS", type=_positive_float, default=defaults.connect_timeout_s,
+                     help="seconds to wait for one connection attempt")
+    net.add_argument("--connect-retries", metavar="N", type=_non_negative_int, default=defaults.connect_retries,
+                     help="retries of the first connection before giving up (after the first success the "
+                     "client retries forever)")
+    net.add_argument("--reconnect-max", metavar="SECONDS", type=_positive_float, default=defaults.reconnect_max_s,
+                     help="longest wait between reconnect attempts, in seconds")
+    net.add_argument("--stats", action="store_true", help="print the server's statistics once and exit")
+
+    src = parser.add_argument_group("frames")
+    src.add_argument("--camera-index", metavar="N", type=int, default=defaults.camera_index, help="OpenCV camera to stream")
+    src.add_argument("--input", type=Path, dest="input_path", metavar="FILE",
+                     help="stream this video file (or a still image, repeated) instead of the camera")
+    src.add_argument("--loop", action="store_true", help="play --input video again from the start when it ends")
+    src.add_argument("--synthetic", action="store_true",
+                     help="stream a generated test pattern instead of the camera (no camera needed)")
+    src.add_argument("--width", metavar="PX", type=_positive_int, default=defaults.width, help="frame width sent")
+    src.add_argument("--height", metavar="PX", type=_positive_int, default=defaults.height, help="frame height sent")
+    src.add_argument("--fps", metavar="FPS", type=_positive_float, default=defaults.fps,
+                     help="frames per second read from the source (a camera may round it)")
+    src.add_argument("--quality", type=int, default=defaults.quality, choices=range(1, 101), metavar="1..100",
+                     help="JPEG quality of the frames sent")
+    src.add_argument("--in-flight", metavar="K", type=_positive_int, default=defaults.in_flight,
+                     help="most frames sent and not yet answered; frames beyond are skipped")
+    src.add_argument("--frame-timeout", metavar="SECONDS", type=_positive_float, default=defaults.frame_timeout_s,
+                     help="seconds after which an unanswered frame no longer counts as in flight")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--headless", action="store_true", help="show no window (servers, CI, tests)")
+    out.add_argument("--max-frames", metavar="N", type=_positive_int, help="stop after this many processed frames")
+    out.add_argument("--record", type=Path, metavar="OUT.mp4", help="write the processed stream to this video file")
+    out.add_argument("--log-level", default=defaults.log_level, type=str.upper,
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise UsageError(f"--server-url must look like ws://HOST:PORT or wss://HOST:PORT, got {url!r}")
+
+
+def parse_config(argv: Sequence[str] | None = None) -> ClientConfig:
+    """Parse and check the command line; raises `UsageError` with one line for bad paths."""
+    args = build_parser().parse_args(argv)
+    _check_url(args.server_url)
+    if not args.stats:
+        if args.source is None:
+            raise UsageError("the source face is required: -s/--source PATH (or use --stats)")
+        if not args.source.is_file():
+            raise UsageError(f"Source face not found: {args.source}")
+    if args.ca_file is not None and not args.ca_file.is_file():
+        raise UsageError(f"CA file not found: {args.ca_file}")
+    if args.input_path is not None and not args.input_path.is_file():
+        raise UsageError(f"Input file not found: {args.input_path}")
+    return ClientConfig(
+        source=args.source,
+        server_url=args.server_url,
+        ca_file=args.ca_file,
+        insecure=args.insecure,
+        token=args.token or os.environ.get(TOKEN_ENV) or None,
+        binary=args.binary,
+        camera_index=args.camera_index,
+        input_path=args.input_path,
+        loop=args.loop,
+        synthetic=args.synthetic,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        quality=args.quality,
+        in_flight=args.in_flight,
+        frame_timeout_s=args.frame_timeout,
+        headless=args.headless,
+        max_frames=args.max_frames,
+        record=args.record,
+        stats_only=args.stats,
+        connect_timeout_s=args.connect_timeout,
+        connect_retries=args.connect_retries,
+        reconnect_max_s=args.reconnect_max,
+        log_level=args.log_level,
+    )

@@ -1,0 +1,40 @@
+"""Everything `python -m client` can be told, in one immutable value.
+
+The CLI builds it and the rest of the client only reads it, so tests (and the latency
+probe) can construct a run directly without going through argparse.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_SERVER_URL = "ws://localhost:8765"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    source: Path | None = None  # the face to wear; required unless `stats_only`
+    server_url: str = DEFAULT_SERVER_URL
+    ca_file: Path | None = None
+    insecure: bool = False
+    token: str | None = None
+    binary: bool = False
+    camera_index: int = 0
+    input_path: Path | None = None
+    loop: bool = False
+    synthetic: bool = False
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    quality: int = 85
+    in_flight: int = 2
+    frame_timeout_s: float = 5.0
+    headless: bool = False
+    max_frames: int | None = None
+    record: Path | None = None
+    stats_only: bool = False
+    connect_timeout_s: float = 10.0
+    connect_retries: int = 3  # retries of the very first connection before giving up
+    reconnect_max_s: float = 10.0  # cap of the reconnect backoff
+    confirm_timeout_s: float = 60.0  # wait for source_face_confirmation (a cold face pipeline is slow)
+    log_level: str = "INFO"

@@ -1,0 +1,363 @@
+"""The network half of the client: connect, hand over the source face, stream, reconnect.
+
+One connection at a time. On each one the client sends its source face and waits for
+`source_face_confirmation` before the first frame (a refused face ends the run: streaming
+without it would only return the camera picture unchanged). Then a sender and a receiver
+run side by side: the sender reads the source at its pace and sends a frame only when the
+in-flight window (`flow.InFlightWindow`) has room, skipping the others; the receiver
+settles the window from the answers' seq numbers and hands pictures to the display.
+
+When the connection drops the client reconnects with `backoff.Backoff` forever, but the
+very first connection gets only `connect_retries` retries: a wrong URL should fail in
+seconds with a clear line, not spin. Blocking work (OpenCV reads, JPEG encode/decode,
+video writing) runs on two single-thread executors, one per direction, so the event loop
+only moves bytes and each resource is only ever touched by one thread. Opening a
+connection and the wire formats live in `transport`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Awaitable, Callable, TypeVar
+
+import aiohttp
+import cv2
+import numpy as np
+
+from protocol import Error, Frame, ProcessedFrame, SourceFace, SourceFaceConfirmation, Stats, StatsRequest
+
+from .backoff import Backoff
+from .config import ClientConfig
+from .display import Display
+from .errors import ConnectError, SourceFaceRejected
+from .flow import InFlightWindow
+from .sources import FrameSource, Pacer
+from .stats import StreamStats
+from .transport import (
+    RetryableConnectError,
+    attempts,
+    close_description,
+    decode_message,
+    open_websocket,
+    send_message,
+)
+
+log = logging.getLogger(__name__)
+
+STATS_TIMEOUT_S = 15.0
+
+T = TypeVar("T")
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("OpenCV could not encode the frame as JPEG")
+    return data.tobytes()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray | None:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+class _Disconnected(Exception):
+    """The current connection ended; reconnect."""
+
+
+class StreamClient:
+    """Streams `source` to the server until stopped, the source ends or `max_frames` arrive.
+
+    `stop()` may be called from a signal handler or the GUI; `run()` then returns after
+    closing the connection. The numbers live in `stats` and `window` for the summary.
+    """
+
+    def __init__(self, config: ClientConfig, source: FrameSource, display: Display, face: bytes) -> None:
+        self.config = config
+        self.source = source
+        self.display = display
+        self.face = face
+        self.stats = StreamStats()
+        self.window = InFlightWindow(limit=config.in_flight, timeout_s=config.frame_timeout_s)
+        self._pacer = None if source.realtime else Pacer(config.fps)
+        self._stop = asyncio.Event()
+        self._source_ended = False
+        self._closed_before_confirmation = ""
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="source")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="display")
+
+    # ---- control --------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when stopped (so Ctrl-C during a backoff is instant)."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _unless_stopped(self, coro: Awaitable[T]) -> T | None:
+        """Await `coro` unless `stop()` comes first (then cancel it and return None), so
+        Ctrl-C is never stuck behind a connect timeout or a slow confirmation."""
+        task = asyncio.ensure_future(coro)
+        stopper = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if task in done:
+            await asyncio.gather(stopper, return_exceptions=True)
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, stopper, return_exceptions=True)
+        return None
+
+    async def _in_thread(self, executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    # ---- the run --------------------------------------------------------------
+    async def run(self) -> None:
+        gui = asyncio.create_task(self._pump_gui()) if not self.display.headless else None
+        try:
+            async with aiohttp.ClientSession() as http:
+                await self._connect_loop(http)
+        finally:
+            if gui is not None:
+                gui.cancel()
+                await asyncio.gather(gui, return_exceptions=True)
+            # Wait for any read/encode/record still running in a worker before the caller
+            # releases the camera or the video writer under it.
+            self._reader.shutdown(wait=True)
+            self._writer.shutdown(wait=True)
+
+    async def _connect_loop(self, http: aiohttp.ClientSession) -> None:
+        backoff = Backoff(max_s=self.config.reconnect_max_s)
+        connected_once = False
+        failures = 0
+        while not self.stopping:
+            try:
+                ws = await self._unless_stopped(open_websocket(http, self.config))
+            except RetryableConnectError as exc:
+                failures += 1
+                if not connected_once and failures > self.config.connect_retries:
+                    raise ConnectError(f"{exc} (gave up after {attempts(failures)})") from None
+                delay = backoff.next_delay()
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                await self._sleep(delay)
+                continue
+            if ws is None:
+                return  # stopped while connecting
+            confirmed = False
+            received_before = self.stats.received
+            try:
+                confirmed = bool(await self._unless_stopped(self._confirm_source(ws)))
+                if confirmed:
+                    if connected_once:
+                        self.stats.reconnects += 1
+                    connected_once, failures = True, 0
+                    await self._stream(ws)
+            finally:
+                await ws.close()
+            if self.stopping:
+                return
+            if not confirmed:
+                failures += 1
+                if not connected_once and failures > self.config.connect_retries:
+                    raise ConnectError(f"{self.config.server_url} never confirmed the source face: "
+                                       f"{self._closed_before_confirmation} (gave up after {attempts(failures)})")
+            if self.stats.received > received_before:
+                backoff.reset()  # the connection was useful: try again at once
+                log.warning("connection to %s lost; reconnecting", self.config.server_url)
+            else:  # it dropped before any frame came back: do not hammer a server in trouble
+                delay = backoff.next_delay()
+                log.warning("connection to %s lost; reconnecting in %.1f s", self.config.server_url, delay)
+                await self._sleep(delay)
+
+    async def _confirm_source(self, ws: aiohttp.ClientWebSocketResponse) -> bool:
+        """Send the source face and wait for its confirmation; False if the connection dropped."""
+        await send_message(ws, SourceFace(image=self.face), self.config.binary)
+        deadline = time.monotonic() + self.config.confirm_timeout_s
+        while not self.stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._closed_before_confirmation = f"no answer within {self.config.confirm_timeout_s:g} s"
+                log.warning("no source_face_confirmation within %.0f s", self.config.confirm_timeout_s)
+                return False
+            try:
+                raw = await ws.receive(timeout=remaining)
+            except asyncio.TimeoutError:
+                continue
+            if raw.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
+                            aiohttp.WSMsgType.ERROR):
+                self._closed_before_confirmation = close_description(ws, raw)
+                log.warning("%s closed the connection before confirming the source face (%s)",
+                            self.config.server_url, self._closed_before_confirmation)
+                return False
+            message = decode_message(raw)
+            if isinstance(message, SourceFaceConfirmation):
+                if message.status != "success":
+                    raise SourceFaceRejected(
+                        f"The server refused the source face {self.config.source}: {message.message or 'no reason given'}"
+                    )
+                log.info("source face accepted by %s", self.config.server_url)
+                return True
+            if isinstance(message, Error):
+                self._server_error(message)
+        return False
+
+    async def _stream(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Send and receive on one connection until it drops or the run is stopped."""
+        self.window.reset()
+        sender = asyncio.create_task(self._send_loop(ws), name="client-send")
+        receiver = asyncio.create_task(self._receive_loop(ws), name="client-receive")
+        stopper = asyncio.create_task(self._stop.wait(), name="client-stop")
+        pending = {sender, receiver, stopper}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if stopper in done or receiver in done:
+                    break
+                if sender in done and sender.exception() is not None:
+                    break  # the send failed: the connection is gone (or a bug, re-raised below)
+                # else the source ended: keep receiving the answers still in flight
+        finally:
+            for task in (sender, receiver, stopper):
+                task.cancel()
+            results = await asyncio.gather(sender, receiver, stopper, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(
+                result, (asyncio.CancelledError, _Disconnected, ConnectionError, aiohttp.ClientError)
+            ):
+                raise result
+
+    async def _send_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.stopping:
+            if self._pacer is not None:
+                await asyncio.sleep(self._pacer.delay(loop.time()))
+            image = await self._in_thread(self._reader, self.source.read)
+            if image is None:
+                self._source_end()
+                return
+            if not self.window.can_send(time.monotonic()):
+                self.stats.skipped += 1  # read and dropped: the picture stays at most K frames old
+                continue
+            jpeg = await self._in_thread(self._reader, encode_jpeg, image, self.config.quality)
+            if ws.closed:
+                raise _Disconnected()
+            frame = Frame(jpeg=jpeg, timestamp=time.time(), seq=self.window.next_seq())
+            # Book the frame before the send: its answer may arrive before send returns.
+            now = time.monotonic()
+            self.window.sent(now)
+            self.stats.frame_sent(now)
+            await send_message(ws, frame, self.config.binary)
+
+    def _source_end(self) -> None:
+        """The video ended: wait for the frames in flight (at most the frame timeout), then stop."""
+        self._source_ended = True
+        log.info("%s ended", self.source.description)
+        if self.window.in_flight == 0:
+            self.stop()
+        else:
+            asyncio.get_running_loop().call_later(self.config.frame_timeout_s, self.stop)
+
+    async def _receive_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for raw in ws:
+            message = decode_message(raw)
+            if isinstance(message, ProcessedFrame):
+                await self._on_frame(message)
+            elif isinstance(message, Error):
+                self._server_error(message)
+            elif isinstance(message, SourceFaceConfirmation) and message.status != "success":
+                raise SourceFaceRejected(f"The server refused the source face {self.config.source}: {message.message}")
+            if self._source_ended and self.window.in_flight == 0:
+                self.stop()
+            if self.stopping:
+                return
+        log.info("connection closed (code %s)", ws.close_code)
+
+    async def _on_frame(self, message: ProcessedFrame) -> None:
+        latency = time.time() - message.timestamp if isinstance(message.timestamp, (int, float)) else None
+        self.window.settle(message.seq)
+        self.stats.frame_received(time.monotonic(), latency)
+        if self.display.wants_images:
+            image = await self._in_thread(self._writer, self._decode_and_record, message.jpeg)
+            if image is not None:
+                self.display.show(image, self.overlay_lines())
+        if self.config.max_frames is not None and self.stats.received >= self.config.max_frames:
+            self.stop()
+
+    def _decode_and_record(self, jpeg: bytes) -> np.ndarray | None:
+        image = decode_jpeg(jpeg)
+        if image is None:
+            log.warning("the server sent a frame that is not a decodable JPEG")
+            return None
+        self.display.record(image)
+        return image
+
+    def _server_error(self, error: Error) -> None:
+        self.stats.errors += 1
+        about = f" (frame {error.seq})" if error.seq is not None else ""
+        log.warning("server error %s: %s%s", error.code, error.message, about)
+        self.window.settle(error.seq)
+
+    def overlay_lines(self) -> list[str]:
+        now = time.monotonic()
+        latency = self.stats.last_latency_ms()
+        return [
+            f"{self.stats.recent_fps(now):.1f} fps",
+            f"latency {latency:.0f} ms" if not math.isnan(latency) else "latency -",
+            f"skipped {self.stats.skipped}",
+        ]
+
+    async def _pump_gui(self) -> None:
+        """Keep the window responsive (and notice q/Esc) even while no frames arrive."""
+        while not self.stopping:
+            if self.display.poll():
+                self.stop()
+            await asyncio.sleep(0.03)
+
+    def summary(self) -> str:
+        return self.stats.summary(time.monotonic(), self.window.max_in_flight, self.window.limit)
+
+
+async def fetch_stats(config: ClientConfig) -> dict[str, Any]:
+    """`--stats`: one connection, one `stats_request`, the `stats` data (retrying the connect like a stream)."""
+    backoff = Backoff(max_s=config.reconnect_max_s)
+    async with aiohttp.ClientSession() as http:
+        attempt = 0
+        while True:
+            try:
+                ws = await open_websocket(http, config)
+                break
+            except RetryableConnectError as exc:
+                attempt += 1
+                if attempt > config.connect_retries:
+                    raise ConnectError(f"{exc} (gave up after {attempts(attempt)})") from None
+                delay = backoff.next_delay()
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+        try:
+            await send_message(ws, StatsRequest(), binary=False)
+            deadline = time.monotonic() + STATS_TIMEOUT_S
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    raw = await ws.receive(timeout=remaining)
+                except asyncio.TimeoutError:
+                    break
+                if raw.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
+                                aiohttp.WSMsgType.ERROR):
+                    raise ConnectError(f"{config.server_url} closed the connection before sending its stats")
+                message = decode_message(raw)
+                if isinstance(message, Stats):
+                    return message.data
+                if isinstance(message, Error):
+                    log.warning("server error %s: %s", message.code, message.message)
+            raise ConnectError(f"{config.server_url} sent no stats within {STATS_TIMEOUT_S:g} s")
+        finally:
+            await ws.close()

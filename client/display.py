@@ -1,0 +1,120 @@
+"""The processed stream's destinations: an OpenCV window with an overlay, and a video file.
+
+The window is optional (`--headless` for servers, CI and tests); every OpenCV GUI call
+sits behind that switch, because on a machine without a display Qt aborts the whole
+process instead of raising. The recording gets the frames without the overlay: it is the
+processed stream itself, not a screenshot of the window.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .errors import SourceOpenError, UsageError
+
+log = logging.getLogger(__name__)
+
+WINDOW_NAME = "facestream"
+QUIT_KEYS = {ord("q"), ord("Q"), 27}  # q or Esc
+
+
+def draw_overlay(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """A copy of `image` with `lines` in the top-left corner on a dark band (readable on any picture)."""
+    shown = image.copy()
+    if not lines:
+        return shown
+    font, scale, thickness, pad = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1, 6
+    sizes = [cv2.getTextSize(line, font, scale, thickness)[0] for line in lines]
+    line_height = max(h for _, h in sizes) + pad
+    band_w = min(shown.shape[1], max(w for w, _ in sizes) + 2 * pad)
+    band_h = min(shown.shape[0], line_height * len(lines) + pad)
+    region = shown[:band_h, :band_w]
+    region[:] = (region * 0.4).astype(np.uint8)
+    for i, line in enumerate(lines):
+        y = pad + line_height * (i + 1) - pad // 2
+        cv2.putText(shown, line, (pad, y), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return shown
+
+
+def has_display() -> bool:
+    """Whether an OpenCV window can be opened (Linux needs an X11 or Wayland display)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class Recorder:
+    """Writes the processed frames to an .mp4 (mp4v) at the stream's size and fps."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
+        if not path.parent.is_dir():
+            raise UsageError(f"Cannot record to {path}: folder {path.parent} does not exist")
+        self.path, self.size = path, (width, height)
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
+        if not self._writer.isOpened():
+            raise SourceOpenError(f"Cannot record to {path}: OpenCV could not open a video writer")
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        self._writer.release()
+        log.info("recorded %d frames to %s", self.frames, self.path)
+
+
+class Display:
+    """Shows frames in a window (unless headless) and records them (when asked)."""
+
+    def __init__(self, headless: bool, recorder: Recorder | None = None) -> None:
+        if not headless and not has_display():
+            raise UsageError("No display found (DISPLAY is not set): run with --headless")
+        self.headless = headless
+        self.recorder = recorder
+        self.quit_requested = False
+        self._window_open = False
+
+    @property
+    def wants_images(self) -> bool:
+        """Whether processed JPEGs need decoding at all (headless without recording: no)."""
+        return not self.headless or self.recorder is not None
+
+    def record(self, image: np.ndarray) -> None:
+        """Blocking write; safe to call from one worker thread at a time."""
+        if self.recorder is not None:
+            self.recorder.write(image)
+
+    def show(self, image: np.ndarray, overlay: Sequence[str]) -> None:
+        """Draw `image` with its overlay; must run on the thread that owns the GUI (the loop's)."""
+        if self.headless:
+            return
+        cv2.imshow(WINDOW_NAME, draw_overlay(image, overlay))
+        self._window_open = True
+        self.poll()
+
+    def poll(self) -> bool:
+        """Pump the GUI's events; True once q or Esc was pressed (or the window was closed)."""
+        if self.headless or not self._window_open:
+            return self.quit_requested
+        key = cv2.waitKey(1) & 0xFF
+        if key in QUIT_KEYS:
+            self.quit_requested = True
+        elif cv2.getWindowProperty(WINDOW_NAME, cv2.WND_PROP_VISIBLE) < 1:
+            self.quit_requested = True  # the user closed the window
+        return self.quit_requested
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+        if self._window_open:
+            cv2.destroyAllWindows()
+            self._window_open = False

@@ -1,0 +1,33 @@
+"""Failures a user will meet, each carrying the one line they are shown and the exit status.
+
+`python -m client` catches `ClientError` at the top and prints `str(error)` to stderr
+instead of a traceback; everything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+EXIT_RUNTIME = 1  # the run started but could not go on (camera, server, network)
+EXIT_USAGE = 2  # the command line names something that is not there (argparse's code too)
+
+
+class ClientError(Exception):
+    """A failure with a clear one-line message for the user."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class UsageError(ClientError):
+    """A bad option or path on the command line."""
+
+    exit_code = EXIT_USAGE
+
+
+class SourceOpenError(ClientError):
+    """The camera or input file cannot be opened or read."""
+
+
+class ConnectError(ClientError):
+    """The server cannot be reached (refused, unreachable, TLS or auth failure)."""
+
+
+class SourceFaceRejected(ClientError):
+    """The server answered `source_face_confirmation` with status "error"."""

@@ -8,6 +8,7 @@ Regenerate after changing a case: `.venv/bin/python -m tests.protocol.vectors`.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,10 @@ INVALID: list[tuple[str, bytes, str]] = [
     ("kind 0", HEADER.pack(VERSION, 0, 0, 1, 1.0) + JPEG_START, "bad_header"),
     ("kind 4", HEADER.pack(VERSION, 4, 0, 1, 1.0) + JPEG_START, "bad_header"),
     ("kind 255", HEADER.pack(VERSION, 255, 0, 1, 1.0), "bad_header"),
+    ("NaN timestamp", HEADER.pack(VERSION, Kind.FRAME, 0, 1, math.nan) + JPEG_START, "invalid_field"),
+    ("infinite timestamp", HEADER.pack(VERSION, Kind.FRAME, 0, 1, -math.inf) + JPEG_START, "invalid_field"),
+    ("version checked before timestamp", HEADER.pack(2, Kind.FRAME, 0, 1, math.nan), "unsupported_version"),
+    ("timestamp checked before kind", HEADER.pack(VERSION, 9, 0, 1, math.inf), "invalid_field"),
 ]
 
 

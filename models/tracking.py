@@ -22,13 +22,19 @@ import numpy as np
 from .face import Face
 
 
-MIN_CUTOFF_HZ = 0.4  # smoothing at rest, at strength 1
-BETA = 0.25  # how fast the cutoff rises with speed (per px/s), at strength 1
+MIN_CUTOFF_HZ = 0.3  # smoothing at rest, at strength 1 (tuned with perf/quality_bench.py)
+BETA = 0.4  # how fast the cutoff rises with the face's speed (per px/s), at strength 1
 
 
 @dataclass
 class OneEuroFilter:
-    """Casiez et al.'s One-Euro filter, elementwise over an array (pixels, seconds)."""
+    """Casiez et al.'s One-Euro filter over a set of 2-D points (pixels, seconds).
+
+    One cutoff for the whole set, from the speed of its mean: a face moves as a whole, and
+    averaging the points' velocities cancels most of their detection noise, so the filter
+    stays calm at rest (per-point speeds would read noise as motion) yet opens up as soon
+    as the face really moves.
+    """
 
     min_cutoff: float = MIN_CUTOFF_HZ
     beta: float = BETA
@@ -49,7 +55,8 @@ class OneEuroFilter:
         dt = t - self._t
         dx = (x - self._x) / dt
         self._dx = self._dx + self._alpha(self.d_cutoff, dt) * (dx - self._dx)
-        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        speed = float(np.linalg.norm(self._dx.reshape(-1, 2).mean(axis=0)))
+        cutoff = self.min_cutoff + self.beta * speed
         self._x = self._x + self._alpha(cutoff, dt) * (x - self._x)
         self._t = t
         return self._x.astype(np.float32)
@@ -76,14 +83,14 @@ class Track:
         if strength <= 0:
             self.face, self.filters = raw, {}
             return
-        parts = {"box": raw.box, "kps": raw.kps}
+        parts = {"box": raw.box.reshape(2, 2), "kps": raw.kps}
         if raw.landmarks is not None:
             parts["landmarks"] = raw.landmarks
         smoothed = {
             name: self.filters.setdefault(name, OneEuroFilter(MIN_CUTOFF_HZ / strength, BETA / strength))(value, t)
             for name, value in parts.items()
         }
-        self.face = Face(box=smoothed["box"], score=raw.score, kps=smoothed["kps"],
+        self.face = Face(box=smoothed["box"].reshape(4), score=raw.score, kps=smoothed["kps"],
                          landmarks=smoothed.get("landmarks"), embedding=raw.embedding)
 
 

@@ -46,12 +46,14 @@ class FaceAnalyser:
     detect_every: int = 1  # run the detector on every k-th frame of a client; track in between
     hold_frames: int = 3  # keep swapping a face the detector lost for this many frames
 
-    def analyse_tracked(self, images: Sequence[np.ndarray], clients: Sequence[Client], with_landmarks: bool) -> list[list[Face]]:
+    def analyse_tracked(self, images: Sequence[np.ndarray], clients: Sequence[Client], with_landmarks: bool,
+                        identify: Sequence[bool] = ()) -> list[list[Face]]:
         """Faces to swap per image, through each client's own tracks: one call per model step.
 
         Frames due for detection run the detector (one call for all of them); the others
         look for each track's face where it was and move it by its new landmarks, so the
-        landmark model runs for them whatever `with_landmarks` says.
+        landmark model runs for them whatever `with_landmarks` says. Where `identify[i]`,
+        every track of that client gets an embedding, once in its life.
         """
         trackers = []
         for client in clients:
@@ -71,7 +73,23 @@ class FaceAnalyser:
             faces[i] = trackers[i].update(found, clients[i].time)
         for i, relocated in zip(follow, predicted):
             faces[i] = trackers[i].follow(relocated, clients[i].time)
+        self._identify_new_tracks(images, [tracker for tracker, want in zip(trackers, identify) if want],
+                                  [i for i, want in enumerate(identify) if want])
         return [_keep_largest(found, client.options.get("many_faces", True)) for found, client in zip(faces, clients)]
+
+    def _identify_new_tracks(self, images: Sequence[np.ndarray], trackers: Sequence[FaceTracker],
+                             indices: Sequence[int]) -> None:
+        """One recognizer call for the tracks without an identity (of the clients that need them)."""
+        tracks = [tracker.unidentified() for tracker in trackers]
+        self.recognizer.annotate([images[i] for i in indices], [[t.raw for t in pending] for pending in tracks])
+        for track in (t for pending in tracks for t in pending):
+            track.embedding = track.face.embedding = track.raw.embedding
+
+    def identify(self, image: np.ndarray) -> np.ndarray:
+        """Who the (largest) face in a reference photo is: its embedding."""
+        _, face, _ = self.source_face(image)
+        assert face.embedding is not None
+        return face.embedding
 
     def analyse(self, images: Sequence[np.ndarray], many_faces: Sequence[bool], with_landmarks: bool) -> list[list[Face]]:
         """Faces of every image (only the largest where `many_faces` is off), one call per model."""

@@ -6,6 +6,7 @@ what keeps paste-back cheap enough for many faces per batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import cv2
 import numpy as np
@@ -91,3 +92,41 @@ def blend_into(frame: np.ndarray, roi: Roi, face: np.ndarray, alpha: np.ndarray)
     region = roi.of(frame)
     weight = alpha[..., None]
     region[:] = (face.astype(np.float32) * weight + region.astype(np.float32) * (1.0 - weight)).astype(np.uint8)
+
+
+def sharpen(image: np.ndarray, amount: float) -> np.ndarray:
+    """Unsharp mask, `amount` 0..5: restores the detail a 128x128 swap or a warp softens."""
+    blurred = cv2.GaussianBlur(image, (0, 0), 1.5)
+    return cv2.addWeighted(image, 1.0 + 0.4 * amount, blurred, -0.4 * amount, 0)
+
+
+def poisson(face: np.ndarray, region: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """OpenCV's seamless clone of `face` into `region` through `inside`: gradients from the
+    face, colours matched to the surroundings at the mask's edge (no visible seam)."""
+    ys, xs = np.nonzero(inside)
+    if ys.size == 0 or ys.min() == 0 or xs.min() == 0 or ys.max() >= inside.shape[0] - 1 or xs.max() >= inside.shape[1] - 1:
+        return face  # the clone needs a border of unmasked pixels around the face
+    center = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
+    return cv2.seamlessClone(face, np.ascontiguousarray(region), inside, center, cv2.NORMAL_CLONE)
+
+
+def composite(frame: np.ndarray, roi: Roi, face: np.ndarray, alpha: np.ndarray, options: Mapping[str, Any],
+              landmarks: np.ndarray | None = None,
+              face_colors: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """The last steps every swapper shares, per the client's options, in place.
+
+    `face` is the swapped face warped into `roi`, `alpha` its blend mask there (0..1),
+    `landmarks` the target's 106 points in ROI coordinates (for the mouth mask) and
+    `face_colors` the face's LAB statistics when they are known in advance.
+    """
+    region = roi.of(frame)
+    inside = (alpha > 0.5).astype(np.uint8) * 255
+    if options.get("color_correction", True) and inside.any():
+        face = transfer_color(face, face_colors or lab_stats(face, inside), lab_stats(region, inside))
+    if options.get("sharpness", 0):
+        face = sharpen(face, float(options["sharpness"]))
+    if options.get("mouth_mask", 0) and landmarks is not None:
+        alpha = keep_mouth(alpha, landmarks, float(options["mouth_mask"]) / 100)
+    if options.get("blend") == "poisson":
+        face = poisson(face, region, inside)
+    blend_into(frame, roi, face, alpha * float(options.get("opacity", 1.0)))

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from .blend import Roi, blend_into, feather, hull_mask, keep_mouth, lab_stats, transfer_color
+from .blend import Roi, composite, feather, hull_mask, lab_stats
 from .face import Face
 
 SOURCE_PAD = 0.5  # the source crop keeps half a face of context around the landmarks
@@ -71,15 +71,5 @@ def swap_face(frame: np.ndarray, face: Face, source: ClassicSource, options: Map
     target = (face.landmarks - roi.origin).astype(np.float32)
     map_x, map_y = _warp_maps(target, source, roi.shape)
     warped = cv2.remap(source.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    hull = hull_mask(target, roi.shape)
-    if options.get("color_correction", True):
-        warped = transfer_color(warped, source.color, lab_stats(roi.of(frame), hull))
-    face_size = float(max(np.ptp(target, axis=0)))
-    alpha = feather(hull, face_size)
-    mouth = float(options.get("mouth_mask", 0.0))  # 0..100
-    if mouth > 0:
-        alpha = keep_mouth(alpha, target, mouth / 100)
-    opacity = float(options.get("opacity", 1.0))
-    if opacity < 1.0:
-        alpha = alpha * opacity
-    blend_into(frame, roi, warped, alpha)
+    alpha = feather(hull_mask(target, roi.shape), float(max(np.ptp(target, axis=0))))
+    composite(frame, roi, warped, alpha, options, landmarks=target, face_colors=source.color)

@@ -33,6 +33,15 @@ def _number(low: float, high: float) -> Callable[[Any], float]:
     return check
 
 
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
 def _mouth_mask(value: Any) -> float:
     """0 (off) .. 100; `true` means a medium mask, as a switch in a UI would send."""
     if isinstance(value, bool):
@@ -45,14 +54,24 @@ class OptionSpec:
     default: Any
     check: Callable[[Any], Any]
     help: str
+    choices: tuple[str, ...] = ()  # for text options (command-line flags list them)
+    range: str = ""  # for numbers, as shown in --help
 
 
 OPTIONS: dict[str, OptionSpec] = {
     "many_faces": OptionSpec(True, _boolean, "swap every face in the frame (off: only the largest)"),
-    "mouth_mask": OptionSpec(0.0, _mouth_mask, "keep the target's own mouth: 0 off .. 100 (true = 50)"),
-    "opacity": OptionSpec(1.0, _number(0, 1), "blend of the swapped face over the original: 0 .. 1"),
+    "mouth_mask": OptionSpec(0.0, _mouth_mask, "keep the target's own mouth: 0 off .. 100 (true = 50)", range="0..100"),
+    "opacity": OptionSpec(1.0, _number(0, 1), "blend of the swapped face over the original: 0 .. 1", range="0..1"),
     "color_correction": OptionSpec(True, _boolean, "match the swapped face's colour to the target's skin and light"),
-    "smoothing": OptionSpec(1.0, _number(0, 10), "temporal smoothing of face positions: 0 off, 1 default, more is smoother"),
+    "sharpness": OptionSpec(0.0, _number(0, 5), "sharpen the swapped face only: 0 off .. 5", range="0..5"),
+    "blend": OptionSpec("feather", _choice("feather", "poisson"),
+                        "feather: soft mask; poisson: seamless clone (OpenCV), costlier", choices=("feather", "poisson")),
+    "mirror": OptionSpec(False, _boolean, "flip frames horizontally, as a selfie camera shows you"),
+    "map_unmatched": OptionSpec("leave", _choice("leave", "default"),
+                                "with a face map, faces of no mapped person: leave them, or give them the source face",
+                                choices=("leave", "default")),
+    "smoothing": OptionSpec(1.0, _number(0, 10), "temporal smoothing of face positions: 0 off, 1 default, more is smoother",
+                            range="0..10"),
 }
 
 DEFAULT_OPTIONS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}

@@ -17,11 +17,12 @@ import numpy as np
 
 from . import classic
 from .analysis import Client, FaceAnalyser
-from .blend import blend_into, keep_mouth, lab_stats, transfer_color
+from .blend import composite
 from .enhancer import Enhancer
 from .inswapper import InSwapper, SwapJob, load_emap, paste_region
 from .landmarks import Landmarks106
-from .recognizer import ArcFace
+from .face import Face
+from .recognizer import ArcFace, cosine
 from .registry import MODELS, locate, require
 from .scrfd import ScrfdDetector
 from .sessions import SessionCache, SessionOptions
@@ -31,8 +32,20 @@ log = logging.getLogger(__name__)
 DETECTORS = ("scrfd", "centerface")
 
 
+MATCH_THRESHOLD = 0.35  # cosine: same person well above (~0.9 mirrored), others well below (<0.25)
+
+
+@dataclass(frozen=True)
+class MappedFace:
+    """One pair of a client's face map: a person (by embedding) and what to swap onto them."""
+
+    embedding: np.ndarray
+    sources: Mapping[str, Any]  # processor name -> prepared source
+
+
 class Context(Client, Protocol):
     sources: Mapping[str, Any]
+    face_map: Sequence[MappedFace]
 
 
 @dataclass(frozen=True)
@@ -87,8 +100,27 @@ class ModelHub:
 
 
 def _targets(frames: Sequence[np.ndarray], contexts: Sequence[Context], name: str) -> list[int]:
-    """Indices of frames whose client has a source for processor `name` and a visible swap."""
-    return [i for i, c in enumerate(contexts) if c.sources.get(name) is not None and c.options.get("opacity", 1.0) > 0]
+    """Indices of frames whose client has something to swap for processor `name`, visibly."""
+    return [i for i, c in enumerate(contexts)
+            if (c.sources.get(name) is not None or c.face_map) and c.options.get("opacity", 1.0) > 0]
+
+
+def _source_for(face: Face, context: Context, name: str) -> Any:
+    """The source to put on `face`: its person's in the client's face map, else per `map_unmatched`."""
+    if context.face_map and face.embedding is not None:
+        best = max(context.face_map, key=lambda mapped: cosine(mapped.embedding, face.embedding))
+        if cosine(best.embedding, face.embedding) >= MATCH_THRESHOLD:
+            return best.sources.get(name)
+        if context.options.get("map_unmatched", "leave") == "leave":
+            return None
+    return context.sources.get(name)
+
+
+def _analyse(analyser: FaceAnalyser, frames: Sequence[np.ndarray], contexts: Sequence[Context], chosen: list[int],
+             with_landmarks: bool) -> list[list[Face]]:
+    clients = [contexts[i] for i in chosen]
+    return analyser.analyse_tracked([frames[i] for i in chosen], clients, with_landmarks,
+                                    identify=[bool(c.face_map) for c in clients])
 
 
 @dataclass(frozen=True)
@@ -109,13 +141,16 @@ class ClassicSwapper:
         padded, face, note = self.analyser.source_face(image)
         return ClassicSource(classic.prepare_source(padded, face), note)
 
+    def identify(self, image: np.ndarray) -> np.ndarray:
+        return self.analyser.identify(image)
+
     def process(self, frames: Sequence[np.ndarray], contexts: Sequence[Context]) -> list[np.ndarray]:
         chosen = _targets(frames, contexts, self.name)
-        faces = self.analyser.analyse_tracked([frames[i] for i in chosen], [contexts[i] for i in chosen], True)
-        for index, frame_faces in zip(chosen, faces):
-            context = contexts[index]
+        for index, frame_faces in zip(chosen, _analyse(self.analyser, frames, contexts, chosen, True)):
             for face in frame_faces:
-                classic.swap_face(frames[index], face, context.sources[self.name].swap, context.options)
+                source = _source_for(face, contexts[index], self.name)
+                if source is not None:
+                    classic.swap_face(frames[index], face, source.swap, contexts[index].options)
         return list(frames)
 
 
@@ -141,29 +176,26 @@ class NeuralSwapper:
         assert face.embedding is not None
         return NeuralSource(self.swapper.latent(face.embedding), face.embedding, note)
 
+    def identify(self, image: np.ndarray) -> np.ndarray:
+        return self.analyser.identify(image)
+
     def process(self, frames: Sequence[np.ndarray], contexts: Sequence[Context]) -> list[np.ndarray]:
         chosen = _targets(frames, contexts, self.name)
         needs_landmarks = any(contexts[i].options.get("mouth_mask", 0) for i in chosen)
-        faces = self.analyser.analyse_tracked([frames[i] for i in chosen], [contexts[i] for i in chosen], needs_landmarks)
         jobs = [
-            SwapJob(index, face, contexts[index].sources[self.name].latent)
-            for index, frame_faces in zip(chosen, faces)
+            SwapJob(index, face, source.latent)
+            for index, frame_faces in zip(chosen, _analyse(self.analyser, frames, contexts, chosen, needs_landmarks))
             for face in frame_faces
+            if (source := _source_for(face, contexts[index], self.name)) is not None
         ]
         if not jobs:
             return list(frames)
         fakes, matrices = self.swapper.generate(frames, jobs)
         for job, fake, matrix in zip(jobs, fakes, matrices):
             frame = frames[job.frame_index]
-            options = contexts[job.frame_index].options
             roi, warped, alpha = paste_region(frame.shape, matrix, fake)
-            if options.get("color_correction", False):
-                inside = (alpha > 0.5).astype(np.uint8) * 255
-                warped = transfer_color(warped, lab_stats(warped, inside), lab_stats(roi.of(frame), inside))
-            if options.get("mouth_mask", 0) and job.face.landmarks is not None:
-                alpha = keep_mouth(alpha, job.face.landmarks - roi.origin, float(options["mouth_mask"]) / 100)
-            alpha = alpha * float(options.get("opacity", 1.0))
-            blend_into(frame, roi, warped, alpha)
+            landmarks = None if job.face.landmarks is None else job.face.landmarks - roi.origin
+            composite(frame, roi, warped, alpha, contexts[job.frame_index].options, landmarks=landmarks)
         return list(frames)
 
 

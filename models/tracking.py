@@ -76,12 +76,14 @@ class Track:
     raw: Face  # as last measured
     missed: int = 0
     filters: dict[str, OneEuroFilter] = field(default_factory=dict)
+    embedding: np.ndarray | None = None  # who this is: computed once per track, when needed
 
     def smooth(self, raw: Face, t: float, strength: float) -> None:
         """Take a new measurement; `strength` 0 passes it through, larger smooths more."""
         self.raw, self.missed = raw, 0
         if strength <= 0:
             self.face, self.filters = raw, {}
+            raw.embedding = self.embedding
             return
         parts = {"box": raw.box.reshape(2, 2), "kps": raw.kps}
         if raw.landmarks is not None:
@@ -91,7 +93,7 @@ class Track:
             for name, value in parts.items()
         }
         self.face = Face(box=smoothed["box"].reshape(4), score=raw.score, kps=smoothed["kps"],
-                         landmarks=smoothed.get("landmarks"), embedding=raw.embedding)
+                         landmarks=smoothed.get("landmarks"), embedding=self.embedding)
 
 
 @dataclass
@@ -105,6 +107,9 @@ class FaceTracker:
 
     def needs_detection(self, detect_every: int) -> bool:
         return not self.tracks or self.frames_since_detection + 1 >= detect_every
+
+    def unidentified(self) -> list[Track]:
+        return [track for track in self.tracks if track.embedding is None]
 
     def predicted_faces(self) -> list[Face]:
         """Where to look for the tracks' faces in a frame without detection: their last place."""

@@ -16,9 +16,13 @@ from .messages import (
     Config,
     ConfigConfirmation,
     Error,
+    FaceMap,
+    FaceMapConfirmation,
+    FacePair,
     Frame,
     Message,
     Ping,
+    PairStatus,
     Pong,
     ProcessedFrame,
     Reconnect,
@@ -105,6 +109,39 @@ def _object(fields: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+MAX_FACE_PAIRS = 16
+
+
+def _list(fields: dict[str, Any], name: str, max_items: int) -> list[Any]:
+    value = _required(fields, name)
+    if not isinstance(value, list) or not value:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' must be a non-empty list")
+    if len(value) > max_items:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' has {len(value)} items; at most {max_items}")
+    if not all(isinstance(item, dict) for item in value):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"every item of '{name}' must be an object")
+    return value
+
+
+def _face_map(fields: dict[str, Any]) -> FaceMap:
+    pairs = _list(fields, "pairs", MAX_FACE_PAIRS)
+    return FaceMap(pairs=tuple(
+        FacePair(source=decode_base64(_required(p, "source")), target=decode_base64(_required(p, "target")))
+        for p in pairs
+    ))
+
+
+def _face_map_confirmation(fields: dict[str, Any]) -> FaceMapConfirmation:
+    pairs = fields.get("pairs", [])
+    if not isinstance(pairs, list) or not all(isinstance(p, dict) for p in pairs):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'pairs' must be a list of objects")
+    return FaceMapConfirmation(
+        status=_string(fields, "status"),
+        message=_string(fields, "message", ""),
+        pairs=tuple(PairStatus(status=_string(p, "status"), message=_string(p, "message", "")) for p in pairs),
+    )
+
+
 def _reconnect(fields: dict[str, Any]) -> Reconnect:
     delay = fields.get("delay_ms", 0)
     if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
@@ -137,6 +174,8 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Message]] = {
     "error": _error,
     "config": lambda f: Config(options=_object(f, "options")),
     "reconnect": _reconnect,
+    "face_map": _face_map,
+    "face_map_confirmation": _face_map_confirmation,
     "config_confirmation": lambda f: ConfigConfirmation(status=_string(f, "status"), options=_object(f, "options")),
 }
 
@@ -198,6 +237,11 @@ def _fields(message: Message) -> dict[str, Any]:
         return {"type": "config", "options": message.options}
     if isinstance(message, ConfigConfirmation):
         return {"type": "config_confirmation", "status": message.status, "options": message.options}
+    if isinstance(message, FaceMap):
+        return {"type": "face_map", "pairs": [{"source": _b64(p.source), "target": _b64(p.target)} for p in message.pairs]}
+    if isinstance(message, FaceMapConfirmation):
+        return {"type": "face_map_confirmation", "status": message.status, "message": message.message,
+                "pairs": [{"status": p.status, "message": p.message} for p in message.pairs]}
     if isinstance(message, Reconnect):
         return {"type": "reconnect", "reason": message.reason, "delay_ms": message.delay_ms}
     if isinstance(message, Error):

@@ -86,6 +86,34 @@ class ConfigConfirmation:
 
 
 @dataclass(frozen=True, slots=True)
+class FacePair:
+    """Wear `source` on the person shown in `target` (both photos: JPEG or PNG)."""
+
+    source: bytes
+    target: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FaceMap:
+    """Several sources, each for one person: faces are matched to the targets by identity."""
+
+    pairs: tuple[FacePair, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PairStatus:
+    status: str  # "success" | "error"
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FaceMapConfirmation:
+    status: str  # "success" when every pair was accepted
+    message: str = ""
+    pairs: tuple[PairStatus, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Reconnect:
     """The server asks the client to connect again (it is draining); behind a load balancer
     the new connection lands on another server."""
@@ -107,4 +135,6 @@ Message = Union[
     Config,
     ConfigConfirmation,
     Reconnect,
+    FaceMap,
+    FaceMapConfirmation,
 ]

@@ -138,6 +138,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         stats=app[STATS],
         batcher=device.batcher,
         prepare_sources=lambda data: loop.run_in_executor(app[WORKERS], device.pipeline.prepare_sources, data),
+        prepare_face_map=lambda pairs: loop.run_in_executor(app[WORKERS], device.pipeline.prepare_face_map, pairs),
         default_sources=device.default_sources,
         default_options=dict(config.options),
         limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes),

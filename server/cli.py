@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from models.options import DEFAULT_OPTIONS, OPTIONS, OptionError, validate
+from models.options import OPTIONS, OptionError, validate
 from models.processors import DETECTORS
 from models.sessions import ProviderError, check_provider
 
@@ -75,16 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hold-frames", type=int, default=defaults.hold_frames, metavar="N",
                         help="keep swapping a face the detector lost for up to N frames (no single-frame dropouts)")
     options = parser.add_argument_group("swap options (defaults for every client; each client may change its own)")
-    options.add_argument("--many-faces", action=argparse.BooleanOptionalAction, default=DEFAULT_OPTIONS["many_faces"],
-                         help=OPTIONS["many_faces"].help)
-    options.add_argument("--mouth-mask", type=float, default=DEFAULT_OPTIONS["mouth_mask"], metavar="0..100",
-                         help=OPTIONS["mouth_mask"].help)
-    options.add_argument("--opacity", type=float, default=DEFAULT_OPTIONS["opacity"], metavar="0..1",
-                         help=OPTIONS["opacity"].help)
-    options.add_argument("--smoothing", type=float, default=DEFAULT_OPTIONS["smoothing"], metavar="0..10",
-                         help=OPTIONS["smoothing"].help)
-    options.add_argument("--color-correction", action=argparse.BooleanOptionalAction,
-                         default=DEFAULT_OPTIONS["color_correction"], help=OPTIONS["color_correction"].help)
+    for name, spec in OPTIONS.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(spec.default, bool):
+            options.add_argument(flag, action=argparse.BooleanOptionalAction, default=spec.default, help=spec.help)
+        elif spec.choices:
+            options.add_argument(flag, choices=spec.choices, default=spec.default, help=spec.help)
+        else:
+            options.add_argument(flag, type=float, default=spec.default, metavar=spec.range, help=spec.help)
     parser.add_argument(
         "--max-message-bytes", type=_positive, default=defaults.max_message_bytes,
         help="largest WebSocket message accepted; bigger ones close the connection (1009)",

@@ -13,10 +13,12 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
 
+import cv2
 import numpy as np
 
 from models.analysis import NoFaceError
-from protocol import ErrorCode, ProtocolError
+from models.processors import MappedFace
+from protocol import ErrorCode, FacePair, ProtocolError
 
 from .jpeg import JpegCodec
 from .processors import FrameContext, FrameProcessor
@@ -64,10 +66,11 @@ class Pipeline:
 
     def _decode(self, work: FrameWork) -> np.ndarray | None:
         try:
-            return self.codec.decode(work.jpeg, work.seq)
+            image = self.codec.decode(work.jpeg, work.seq)
         except ProtocolError as exc:
             work.error = exc
             return None
+        return cv2.flip(image, 1) if work.context.options.get("mirror") else image
 
     def _apply_processors(self, images: list[np.ndarray], contexts: list[FrameContext]) -> list[np.ndarray]:
         for processor in self.processors:
@@ -110,6 +113,25 @@ class Pipeline:
         for work in works:
             work.processing_s = end - start
         return BatchTimings(after_decode - start, after_process - after_decode, end - after_process)
+
+    def prepare_face_map(self, pairs: Sequence[FacePair]) -> list[MappedFace | ProtocolError]:
+        """Each pair's sources and its target person's embedding, computed once (off the loop)."""
+        identifiers = [p for p in self.processors if hasattr(p, "identify")]
+        if not identifiers:
+            raise ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, "this server's frame processors swap no faces")
+        results: list[MappedFace | ProtocolError] = []
+        for pair in pairs:
+            try:
+                sources = self.prepare_sources(pair.source)
+                target = self.codec.decode_any(pair.target)
+                with self.device_lock:
+                    embedding = identifiers[0].identify(target)
+                results.append(MappedFace(embedding=embedding, sources=sources))
+            except NoFaceError as exc:
+                results.append(ProtocolError(ErrorCode.NO_FACE, f"target photo: {exc}"))
+            except ProtocolError as exc:
+                results.append(exc)
+        return results
 
     def prepare_sources(self, image_data: bytes) -> dict[str, object]:
         """Decode a client's source photo and let every processor prepare it (off the loop)."""

@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from models.processors import FaceEnhancer, ModelHub, ModelSettings, build_swapper
+from models.processors import FaceEnhancer, MappedFace, ModelHub, ModelSettings, build_swapper
 
 from .config import ServerConfig
 
@@ -22,6 +22,7 @@ class FrameContext:
     client_id: int
     sources: Mapping[str, Any] = field(default_factory=dict)  # processor name -> prepared source
     options: Mapping[str, Any] = field(default_factory=dict)  # the client's live options
+    face_map: tuple[MappedFace, ...] = ()  # several sources, each for one person (face_map message)
     state: dict[str, Any] = field(default_factory=dict)  # processors' per-client state (face tracks)
     time: float = 0.0  # the frame's arrival (time.monotonic())
 

@@ -16,9 +16,14 @@ from typing import TYPE_CHECKING, Any, Callable
 from aiohttp import WSMsgType, web
 
 from models.options import OptionError, merged
+from models.processors import MappedFace
 from protocol import (
     Config,
     ConfigConfirmation,
+    FaceMap,
+    FaceMapConfirmation,
+    FacePair,
+    PairStatus,
     Error,
     ErrorCode,
     Frame,
@@ -62,6 +67,7 @@ class FrameJob:
 
 
 SourcePreparer = Callable[[bytes], "asyncio.Future[dict[str, object]]"]
+FaceMapPreparer = Callable[[tuple[FacePair, ...]], "asyncio.Future[list[MappedFace | ProtocolError]]"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class ClientSession:
         stats: ServerStats,
         batcher: "Batcher",
         prepare_sources: SourcePreparer,
+        prepare_face_map: FaceMapPreparer,
         default_sources: dict[str, object] | None,
         default_options: dict[str, Any],
         limits: SessionLimits = SessionLimits(),
@@ -88,6 +95,8 @@ class ClientSession:
         self._stats = stats
         self._batcher = batcher
         self._prepare_sources = prepare_sources
+        self._prepare_face_map = prepare_face_map
+        self._face_map: tuple[MappedFace, ...] = ()
         self._sources = default_sources
         self.options = dict(default_options)
         self.processor_state: dict[str, Any] = {}  # lives as long as the connection
@@ -131,6 +140,8 @@ class ClientSession:
             await self.send_control(Stats(data={**self._stats.snapshot(), "client": self.frames.as_dict()}))
         elif isinstance(message, Ping):
             await self.send_control(Pong(timestamp=time.time()))
+        elif isinstance(message, FaceMap):
+            await self._set_face_map(message.pairs)
         elif isinstance(message, Config):
             try:
                 self.options = merged(self.options, message.options)
@@ -170,9 +181,9 @@ class ClientSession:
         self._next_take_at = time.monotonic() + 1.0 / self.limits.max_fps
         job.take_index = self._takes
         self._takes += 1
-        job.passthrough = self._sources is None
+        job.passthrough = self._sources is None and not self._face_map
         context = FrameContext(client_id=self.client_id, sources=self._sources or {}, options=self.options,
-                               state=self.processor_state, time=job.received_at)
+                               face_map=self._face_map, state=self.processor_state, time=job.received_at)
         return job, FrameWork(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context)
 
     async def _set_source(self, image: bytes) -> None:
@@ -190,6 +201,27 @@ class ClientSession:
         notes = [getattr(source, "note", "") for source in self._sources.values()]
         message = "; ".join(["Source face set", *filter(None, notes)])
         await self.send_control(SourceFaceConfirmation(status="success", message=message))
+
+    async def _set_face_map(self, pairs: tuple[FacePair, ...]) -> None:
+        """All pairs are checked; the map replaces the previous one only if every pair is usable."""
+        too_big = [i for i, p in enumerate(pairs) if max(len(p.source), len(p.target)) > self.limits.max_source_bytes]
+        if too_big:
+            raise ProtocolError(ErrorCode.IMAGE_TOO_LARGE,
+                                f"face_map pair {too_big[0] + 1}: images may be at most {self.limits.max_source_bytes} bytes")
+        results = await self._prepare_face_map(pairs)
+        statuses = tuple(
+            PairStatus("error", r.message) if isinstance(r, ProtocolError) else PairStatus("success", "")
+            for r in results
+        )
+        refused = sum(s.status == "error" for s in statuses)
+        if refused:
+            self._stats.errors[ErrorCode.NO_FACE.value] += refused
+            message = f"{refused} of {len(pairs)} pairs refused; the face map was not changed"
+            await self.send_control(FaceMapConfirmation(status="error", message=message, pairs=statuses))
+            return
+        self._face_map = tuple(r for r in results if not isinstance(r, ProtocolError))
+        await self.send_control(FaceMapConfirmation(status="success", message=f"{len(pairs)} faces mapped",
+                                                    pairs=statuses))
 
     # ---- outbound ---------------------------------------------------------------
     def complete(self, job: FrameJob, work: FrameWork) -> None:

@@ -17,6 +17,7 @@ class Context:
 
     sources: dict = field(default_factory=dict)
     options: dict = field(default_factory=lambda: {"many_faces": True, "opacity": 1.0})
+    face_map: tuple = ()
     state: dict = field(default_factory=dict)
     time: float = 0.0
 

@@ -28,6 +28,7 @@ class Context:
 
     sources: dict
     options: dict = field(default_factory=lambda: dict(NO_EXTRAS))
+    face_map: tuple = ()
     state: dict = field(default_factory=dict)
     time: float = 0.0
 

@@ -10,7 +10,11 @@ from protocol import (
     ConfigConfirmation,
     Error,
     ErrorCode,
+    FaceMap,
+    FaceMapConfirmation,
+    FacePair,
     Frame,
+    PairStatus,
     Ping,
     Pong,
     ProcessedFrame,
@@ -59,6 +63,9 @@ def test_processed_frame_round_trip(payload, timestamp, seq):
         Config(options={"opacity": 0.5, "many_faces": False}),
         ConfigConfirmation(status="success", options={"opacity": 0.5}),
         Reconnect(reason="server draining", delay_ms=250),
+        FaceMap(pairs=(FacePair(source=b"src-a", target=b"tgt-a"), FacePair(source=b"src-b", target=b"tgt-b"))),
+        FaceMapConfirmation(status="error", message="1 of 2 pairs refused",
+                            pairs=(PairStatus("success", ""), PairStatus("error", "No face in target"))),
     ],
 )
 def test_control_messages_round_trip(message):
@@ -108,6 +115,9 @@ def test_encoded_shapes_match_the_documented_ones():
         (b'{"type": "pong"}', ErrorCode.MISSING_FIELD),
         (b'{"type": "config"}', ErrorCode.MISSING_FIELD),
         (b'{"type": "config", "options": [1]}', ErrorCode.INVALID_FIELD),
+        (b'{"type": "face_map", "pairs": []}', ErrorCode.INVALID_FIELD),
+        (b'{"type": "face_map", "pairs": [{"source": "YWJj"}]}', ErrorCode.MISSING_FIELD),
+        (b'{"type": "face_map", "pairs": [1]}', ErrorCode.INVALID_FIELD),
     ],
 )
 def test_rejections_carry_a_machine_code(text, code):

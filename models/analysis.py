@@ -22,6 +22,16 @@ class NoFaceError(Exception):
     """The source photo has no detectable face; the message is for the user."""
 
 
+@dataclass(frozen=True)
+class SourcePhoto:
+    """A source photo ready to use: padded for context, with its chosen face located."""
+
+    image: np.ndarray  # the photo with a replicated border (coordinates below refer to it)
+    face: Face  # the largest face, with landmarks and embedding
+    valid: np.ndarray  # uint8 mask: 255 where `image` has real pixels, 0 on the added border
+    note: str = ""  # for the user, when the choice was not obvious
+
+
 class Detector(Protocol):
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]: ...
 
@@ -87,9 +97,9 @@ class FaceAnalyser:
 
     def identify(self, image: np.ndarray) -> np.ndarray:
         """Who the (largest) face in a reference photo is: its embedding."""
-        _, face, _ = self.source_face(image)
-        assert face.embedding is not None
-        return face.embedding
+        embedding = self.source_face(image).face.embedding
+        assert embedding is not None
+        return embedding
 
     def analyse(self, images: Sequence[np.ndarray], many_faces: Sequence[bool], with_landmarks: bool) -> list[list[Face]]:
         """Faces of every image (only the largest where `many_faces` is off), one call per model."""
@@ -98,14 +108,12 @@ class FaceAnalyser:
             self.landmarks.annotate(images, faces)
         return faces
 
-    def source_face(self, image: np.ndarray) -> tuple[np.ndarray, Face, str]:
-        """The face to wear: the largest in the photo, with landmarks and embedding.
-
-        Returns the (padded) image the face's coordinates refer to, the face, and a note
-        for the user when the choice was not obvious.
-        """
+    def source_face(self, image: np.ndarray) -> SourcePhoto:
+        """The face to wear: the largest in the photo, with landmarks and embedding."""
         pad = int(SOURCE_PADDING * max(image.shape[:2]))
         padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        valid = np.zeros(padded.shape[:2], np.uint8)
+        valid[pad:pad + image.shape[0], pad:pad + image.shape[1]] = 255
         faces = self.detector.detect([padded])[0]
         if not faces:
             raise NoFaceError("No face detected in the source image; use a clear, front-facing photo")
@@ -113,4 +121,4 @@ class FaceAnalyser:
         self.landmarks.annotate([padded], [[face]])
         self.recognizer.annotate([padded], [[face]])
         note = f"{len(faces)} faces found in the source image; using the largest" if len(faces) > 1 else ""
-        return padded, face, note
+        return SourcePhoto(padded, face, valid, note)

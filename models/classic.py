@@ -15,35 +15,49 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from .blend import Roi, composite, feather, hull_mask, lab_stats
+from .analysis import SourcePhoto
 from .face import Face
 
 SOURCE_PAD = 0.5  # the source crop keeps half a face of context around the landmarks
 ROI_MARGIN = 0.08
+# How much of the target's face shape the warp follows (1: all of it, 0: none). Shape is
+# much of what identity is: measured on t1.jpg with Tom Hanks (perf/quality_bench.py),
+# 1.0 left 1 face of 6 closer to the source than to its original by ArcFace, 0.3 left 5.
+WARP_DETAIL = 0.3
 
 
 @dataclass(frozen=True)
 class ClassicSource:
     image: np.ndarray  # BGR crop around the source face
+    usable: np.ndarray  # uint8 mask of `image`: the face's hull, where the photo has real pixels
     landmarks: np.ndarray  # (106, 2) in `image` coordinates
     triangles: np.ndarray  # (T, 3) landmark indices of the Delaunay mesh
-    color: tuple[np.ndarray, np.ndarray]  # LAB mean/std inside the face hull
+    color: tuple[np.ndarray, np.ndarray]  # LAB mean/std inside `usable`
 
 
-def prepare_source(image: np.ndarray, face: Face) -> ClassicSource:
+def prepare_source(photo: SourcePhoto) -> ClassicSource:
+    face = photo.face
     assert face.landmarks is not None
-    roi = Roi.around(face.landmarks, SOURCE_PAD, image.shape[0], image.shape[1])
-    crop = np.ascontiguousarray(roi.of(image))
+    roi = Roi.around(face.landmarks, SOURCE_PAD, photo.image.shape[0], photo.image.shape[1])
+    crop = np.ascontiguousarray(roi.of(photo.image))
     points = (face.landmarks - roi.origin).astype(np.float32)
+    usable = cv2.bitwise_and(hull_mask(points, crop.shape[:2]), np.ascontiguousarray(roi.of(photo.valid)))
     return ClassicSource(
         image=crop,
+        usable=usable,
         landmarks=points,
         triangles=Delaunay(points).simplices.astype(np.int32),
-        color=lab_stats(crop, hull_mask(points, crop.shape[:2])),
+        color=lab_stats(crop, usable),
     )
 
 
-def _warp_maps(target: np.ndarray, source: ClassicSource, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel source coordinates for an ROI whose landmarks are `target` (ROI coordinates)."""
+def _warp_maps(target: np.ndarray, source: ClassicSource, shape: tuple[int, int],
+               detail: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel source coordinates for an ROI whose landmarks are `target` (ROI coordinates).
+
+    `detail` 1 follows the target's landmarks exactly (its expression, but also its face
+    shape); 0 keeps the source's own shape, only aligned (a similarity over all points).
+    """
     tri_target = target[source.triangles]  # (T, 3, 2)
     tri_source = source.landmarks[source.triangles]
     homogeneous = np.concatenate([tri_target, np.ones((*tri_target.shape[:2], 1), np.float32)], axis=2)
@@ -56,6 +70,7 @@ def _warp_maps(target: np.ndarray, source: ClassicSource, shape: tuple[int, int]
     for k in np.flatnonzero(usable):
         cv2.fillConvexPoly(index, np.round(tri_target[k]).astype(np.int32), int(k))
     ys, xs = np.indices(shape, dtype=np.float32)
+    affines[:-1] = detail * affines[:-1] + (1 - detail) * affines[-1]
     chosen = affines[index]  # (H, W, 2, 3)
     map_x = chosen[..., 0, 0] * xs + chosen[..., 0, 1] * ys + chosen[..., 0, 2]
     map_y = chosen[..., 1, 0] * xs + chosen[..., 1, 1] * ys + chosen[..., 1, 2]
@@ -69,7 +84,10 @@ def swap_face(frame: np.ndarray, face: Face, source: ClassicSource, options: Map
     if roi.empty:
         return
     target = (face.landmarks - roi.origin).astype(np.float32)
-    map_x, map_y = _warp_maps(target, source, roi.shape)
+    map_x, map_y = _warp_maps(target, source, roi.shape, WARP_DETAIL)
     warped = cv2.remap(source.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    alpha = feather(hull_mask(target, roi.shape), float(max(np.ptp(target, axis=0))))
+    # Paint only where both faces are: the target's hull and the source's real face pixels.
+    usable = cv2.remap(source.usable, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    mask = cv2.bitwise_and(hull_mask(target, roi.shape), usable)
+    alpha = feather(mask, float(max(np.ptp(target, axis=0))))
     composite(frame, roi, warped, alpha, options, landmarks=target, face_colors=source.color)

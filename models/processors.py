@@ -138,8 +138,8 @@ class ClassicSwapper:
         self.analyser = hub.analyser
 
     def prepare_source(self, image: np.ndarray) -> ClassicSource:
-        padded, face, note = self.analyser.source_face(image)
-        return ClassicSource(classic.prepare_source(padded, face), note)
+        photo = self.analyser.source_face(image)
+        return ClassicSource(classic.prepare_source(photo), photo.note)
 
     def identify(self, image: np.ndarray) -> np.ndarray:
         return self.analyser.identify(image)
@@ -172,9 +172,9 @@ class NeuralSwapper:
         self.analyser = hub.analyser
 
     def prepare_source(self, image: np.ndarray) -> NeuralSource:
-        _, face, note = self.analyser.source_face(image)
-        assert face.embedding is not None
-        return NeuralSource(self.swapper.latent(face.embedding), face.embedding, note)
+        photo = self.analyser.source_face(image)
+        assert photo.face.embedding is not None
+        return NeuralSource(self.swapper.latent(photo.face.embedding), photo.face.embedding, photo.note)
 
     def identify(self, image: np.ndarray) -> np.ndarray:
         return self.analyser.identify(image)

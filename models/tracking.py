@@ -24,6 +24,7 @@ from .face import Face
 
 MIN_CUTOFF_HZ = 0.3  # smoothing at rest, at strength 1 (tuned with perf/quality_bench.py)
 BETA = 0.4  # how fast the cutoff rises with the face's speed (per px/s), at strength 1
+D_CUTOFF_HZ = 0.5  # smoothing of the speed estimate (lower: calmer at rest, slower to open up)
 
 
 @dataclass
@@ -38,7 +39,7 @@ class OneEuroFilter:
 
     min_cutoff: float = MIN_CUTOFF_HZ
     beta: float = BETA
-    d_cutoff: float = 1.0  # Hz: smoothing of the speed estimate
+    d_cutoff: float = D_CUTOFF_HZ
     _x: np.ndarray | None = None
     _dx: np.ndarray | None = None
     _t: float = 0.0
@@ -61,6 +62,14 @@ class OneEuroFilter:
         self._t = t
         return self._x.astype(np.float32)
 
+    def coast(self, t: float) -> np.ndarray | None:
+        """Where the signal is expected at `t` if it kept its current speed (no measurement)."""
+        if self._x is None or self._dx is None or t <= self._t:
+            return None
+        self._x = self._x + self._dx * (t - self._t)
+        self._t = t
+        return self._x.astype(np.float32)
+
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     x1, y1 = np.maximum(a[:2], b[:2])
@@ -78,6 +87,15 @@ class Track:
     filters: dict[str, OneEuroFilter] = field(default_factory=dict)
     embedding: np.ndarray | None = None  # who this is: computed once per track, when needed
 
+    def coast(self, t: float) -> None:
+        """A missed detection: carry the face on at its current speed, so a held face keeps up."""
+        self.missed += 1
+        moved = {name: f.coast(t) for name, f in self.filters.items()}
+        if any(value is None for value in moved.values()) or "box" not in moved:
+            return
+        self.face = Face(box=moved["box"].reshape(4), score=self.face.score, kps=moved["kps"],
+                         landmarks=moved.get("landmarks"), embedding=self.embedding)
+
     def smooth(self, raw: Face, t: float, strength: float) -> None:
         """Take a new measurement; `strength` 0 passes it through, larger smooths more."""
         self.raw, self.missed = raw, 0
@@ -89,7 +107,7 @@ class Track:
         if raw.landmarks is not None:
             parts["landmarks"] = raw.landmarks
         smoothed = {
-            name: self.filters.setdefault(name, OneEuroFilter(MIN_CUTOFF_HZ / strength, BETA / strength))(value, t)
+            name: self.filters.setdefault(name, OneEuroFilter(MIN_CUTOFF_HZ / strength, BETA / strength, D_CUTOFF_HZ))(value, t)
             for name, value in parts.items()
         }
         self.face = Face(box=smoothed["box"].reshape(4), score=raw.score, kps=smoothed["kps"],
@@ -137,7 +155,7 @@ class FaceTracker:
             matched_faces.add(fi)
         for ti, track in enumerate(self.tracks):
             if ti not in matched_tracks:
-                track.missed += 1
+                track.coast(t)
         self.tracks = [track for track in self.tracks if track.missed <= self.hold_frames]
         for fi, face in enumerate(detections):
             if fi not in matched_faces:

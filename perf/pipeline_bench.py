@@ -84,8 +84,7 @@ def main() -> None:
     codec = JpegCodec()
     tom = cv2.imread(str(Path(__import__("insightface").__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"))
     if args.swapper == "classic":
-        padded, source_face, _ = hub.analyser.source_face(tom)
-        source = classic.prepare_source(padded, source_face)
+        source = classic.prepare_source(hub.analyser.source_face(tom))
         options = {"color_correction": True, "opacity": 1.0, "mouth_mask": 0}
 
         def swap(frames, faces):

@@ -81,8 +81,8 @@ def test_tight_source_crop_is_found(hub):
     """Tom_Hanks_54745.png is a 112x112 aligned face that fills the whole image."""
     tom = cv2.imread(str(media.insightface_image("Tom_Hanks_54745.png")))
     assert tom.shape[:2] == (112, 112)
-    _, face, note = hub.analyser.source_face(tom)
-    assert face.embedding is not None and note == ""
+    photo = hub.analyser.source_face(tom)
+    assert photo.face.embedding is not None and photo.note == ""
 
 
 def test_a_photo_without_a_face_is_refused(hub):

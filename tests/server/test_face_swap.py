@@ -1,12 +1,25 @@
 """Real face swaps through a real server: the embedded default pipeline, options, source errors."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+from skimage import data as skimage_data
 
 from models.options import DEFAULT_OPTIONS
 from models.processors import ModelHub, ModelSettings
-from protocol import Config, ConfigConfirmation, Error, Frame, ProcessedFrame, SourceFace, SourceFaceConfirmation
+from protocol import (
+    Config,
+    ConfigConfirmation,
+    Error,
+    FaceMap,
+    FaceMapConfirmation,
+    FacePair,
+    Frame,
+    ProcessedFrame,
+    SourceFace,
+    SourceFaceConfirmation,
+)
 from tests import media
 from tests.server.wsclient import receive, send, send_json
 
@@ -106,3 +119,68 @@ async def test_default_source_face_from_the_command_line(start_server, http, fac
     async with http.ws_connect(server.make_url("/")) as ws:
         faces, _ = media.region_changes(media.decode(media.jpeg(media.group_photo())), await swapped_frame(ws), face_boxes)
     assert min(faces) > 8.0
+
+
+async def test_mirror_sharpness_and_blend_over_a_real_round_trip(start_server, http, face_boxes):
+    server = await start_server(frame_processors=("classic",))
+    original = media.decode(media.jpeg(media.group_photo()))
+    async with http.ws_connect(server.make_url("/")) as ws:
+        await send_json(ws, SourceFace(image=TOM.read_bytes()))
+        await receive(ws)
+
+        async def with_options(seq: int, **options) -> np.ndarray:
+            await send_json(ws, Config(options=options))
+            assert isinstance(await receive(ws), ConfigConfirmation)
+            return await swapped_frame(ws, seq=seq)
+
+        mirrored = await with_options(1, mirror=True, opacity=0)
+        assert np.abs(mirrored.astype(np.int16) - original[:, ::-1]).mean() < 2.0
+        plain = await with_options(2, mirror=False, opacity=1.0, sharpness=0, blend="feather")
+        sharp = await with_options(3, sharpness=5)
+        poisson = await with_options(4, sharpness=0, blend="poisson")
+
+    def detail(image: np.ndarray) -> float:
+        return float(np.mean([cv2.Laplacian(image[int(y1):int(y2), int(x1):int(x2)], cv2.CV_64F).var()
+                              for x1, y1, x2, y2 in face_boxes]))
+
+    assert detail(sharp) > 1.3 * detail(plain)
+    faces, background = media.region_changes(plain, poisson, face_boxes)
+    assert np.mean(faces) > 1.0 and background < 1.0, "poisson blending changes the faces only"
+
+
+async def test_face_map_routes_two_sources_to_two_people(start_server, http, face_boxes):
+    """Tom Hanks onto one person of t1.jpg, the astronaut onto another, the rest left alone."""
+    from models.processors import ModelHub, ModelSettings
+    from models.recognizer import cosine
+
+    analyser = ModelHub(ModelSettings()).analyser
+    group = media.group_photo()
+    first, second = face_boxes[0], face_boxes[3]
+
+    def crop(box: np.ndarray) -> bytes:
+        x1, y1, x2, y2 = box
+        w, h = x2 - x1, y2 - y1
+        return media.jpeg(group[max(0, int(y1 - h)):int(y2 + h), max(0, int(x1 - w)):int(x2 + w)])
+
+    astronaut = media.jpeg(cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    server = await start_server(frame_processors=("classic",))
+    async with http.ws_connect(server.make_url("/")) as ws:
+        await send_json(ws, FaceMap(pairs=(FacePair(TOM.read_bytes(), crop(first)), FacePair(astronaut, crop(second)))))
+        confirmation = await receive(ws)
+        assert isinstance(confirmation, FaceMapConfirmation) and confirmation.status == "success", confirmation
+        output = await swapped_frame(ws)
+        await send_json(ws, FaceMap(pairs=(FacePair(TOM.read_bytes(), media.jpeg(np.full((200, 200, 3), 90, np.uint8))),)))
+        refused = await receive(ws)
+        assert refused.status == "error" and "No face" in refused.pairs[0].message
+
+    original = media.decode(media.jpeg(group))
+    changes, background = media.region_changes(original, output, face_boxes)
+    assert changes[0] > 8 and changes[3] > 8 and background < 2
+    assert sum(change > 8 for change in changes) == 2, f"only the two mapped people change: {changes}"
+    sources = [analyser.source_face(cv2.imread(str(TOM))).face.embedding,
+               analyser.source_face(cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)).face.embedding]
+    faces = analyser.analyse([output], [True], False)[0]
+    analyser.recognizer.annotate([output], [faces])
+    for box, own, other in ((first, sources[0], sources[1]), (second, sources[1], sources[0])):
+        face = min(faces, key=lambda f: np.abs(f.box - box).sum())
+        assert cosine(face.embedding, own) > cosine(face.embedding, other)

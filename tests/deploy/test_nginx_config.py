@@ -1,0 +1,32 @@
+"""The shipped nginx config is valid and proxies WebSockets to facestream."""
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from protocol import Stats, StatsRequest
+from tests.deploy import nginx
+from tests.server.wsclient import receive, send_json
+from tests.server_process import free_port, running_server
+
+
+async def test_websocket_through_nginx(tmp_path):
+    async with running_server("--frame-processor", "passthrough") as server:
+        port = free_port()
+        proxy = nginx.start(tmp_path, port, [server.port])
+        try:
+            async with aiohttp.ClientSession() as http:
+                for _ in range(50):
+                    try:
+                        async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                            if response.status == 200:
+                                break
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.1)
+                async with http.ws_connect(f"ws://127.0.0.1:{port}/") as ws:
+                    await send_json(ws, StatsRequest())
+                    assert isinstance(await receive(ws), Stats)
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=10)

@@ -1,8 +1,8 @@
 """`python -m client`: stream a camera (or file) to a facestream server and show the result.
 
-This is the only place that prints: the summary and `--stats` go to stdout, and every
-failure a user can cause or meet becomes one `error: ...` line on stderr with a non-zero
-exit status (2 for a bad command line, 1 for the rest), never a traceback.
+This is the only place that prints: the summary, `--stats` and `--list-cameras` go to
+stdout, and every failure a user can cause or meet becomes one `error: ...` line on stderr
+with a non-zero exit status (2 for a bad command line, 1 for the rest), never a traceback.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from .config import ClientConfig
 from .connection import StreamClient, fetch_stats
 from .display import Display, Recorder
 from .errors import ClientError, UsageError
-from .sources import open_source
+from .sources import MAX_CAMERA_INDEX, list_cameras, open_source
+from .virtualcam import VirtualCamera
 
 log = logging.getLogger("client")
 
@@ -86,6 +87,9 @@ def stream(config: ClientConfig) -> int:
     try:
         if config.record is not None:
             display.recorder = Recorder(config.record, config.width, config.height, config.fps)
+        if config.virtual_cam:
+            display.virtual_cam = VirtualCamera.open(config.virtual_cam_device, config.width, config.height,
+                                                     config.fps, config.virtual_cam_fallback)
         log.info("streaming %s to %s (%s, %d in flight)", source.description, config.server_url,
                  "binary" if config.binary else "JSON", config.in_flight)
         client = StreamClient(config, source, display, face)
@@ -100,6 +104,14 @@ def stream(config: ClientConfig) -> int:
         source.close()
 
 
+def print_cameras() -> None:
+    cameras = list_cameras()
+    if not cameras:
+        print(f"No camera found (OpenCV tried indices 0 to {MAX_CAMERA_INDEX - 1}).", flush=True)
+    for index, width, height in cameras:
+        print(f"{index}: {width}x{height}  (--camera-index {index})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_config(argv)
@@ -110,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     if config.insecure and config.server_url.startswith("wss://"):
         log.warning("--insecure: the server's certificate is NOT checked; anyone on the path can read the stream")
     try:
+        if config.list_cameras:
+            print_cameras()
+            return 0
         if config.stats_only:
             print(json.dumps(run_loop(fetch_stats(config)), indent=2, sort_keys=True), flush=True)
             return 0

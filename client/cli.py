@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
 from .config import DEFAULT_SERVER_URL, ClientConfig
 from .errors import UsageError
+from .options import OPTIONS, LiveOption
+from .virtualcam import FALLBACKS
 
 TOKEN_ENV = "FACESTREAM_TOKEN"
 
@@ -38,6 +40,31 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _in_range(option: LiveOption) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if option.clamp(value) != value:
+            raise argparse.ArgumentTypeError(f"must be from {option.low:g} to {option.high:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per live option (`--many-faces/--no-many-faces`, `--opacity 0..1`, ...); unset
+    flags are not sent, so the server's defaults apply."""
+    group = parser.add_argument_group(
+        "swap options", "starting values of the live options, sent after every (re)connect; in the window, "
+        "keys change them (h lists the keys); unset: the server's defaults")
+    for option in OPTIONS:
+        if option.is_switch:
+            group.add_argument(option.flag, dest=f"option_{option.name}", action=argparse.BooleanOptionalAction,
+                               default=None, help=option.help)
+        else:
+            group.add_argument(option.flag, dest=f"option_{option.name}", type=_in_range(option), default=None,
+                               metavar=f"{option.low:g}..{option.high:g}", help=option.help)
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, but not the meaningless ones (None, False) of optional paths and flags."""
 
@@ -56,10 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         "At most --in-flight frames are unanswered at any time; while the server is busy, new camera "
         "frames are skipped rather than queued, so what you see is never more than that many frames old. "
         "If the server goes away the client reconnects with exponential backoff and sends the source "
-        "face again. Ctrl-C (or q/Esc in the window) stops and prints a one-line summary.",
+        "face again. Ctrl-C (or q/Esc in the window) stops and prints a one-line summary. In the window, "
+        "keys change the swap options live (h lists them); --virtual-cam sends the result to a webcam "
+        "that video-call apps can pick.",
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("-s", "--source", type=Path, metavar="PATH", help="the face to wear (JPEG or PNG); required unless --stats")
+    parser.add_argument("-s", "--source", type=Path, metavar="PATH",
+                        help="the face to wear (JPEG or PNG); required unless --stats or --list-cameras")
 
     net = parser.add_argument_group("server")
     net.add_argument("--server-url", default=DEFAULT_SERVER_URL, metavar="URL", help="ws://HOST:PORT or wss://HOST:PORT")
@@ -80,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--stats", action="store_true", help="print the server's statistics once and exit")
 
     src = parser.add_argument_group("frames")
-    src.add_argument("--camera-index", metavar="N", type=int, default=defaults.camera_index, help="OpenCV camera to stream")
+    src.add_argument("--camera-index", metavar="N", type=int, default=defaults.camera_index,
+                     help="OpenCV camera to stream (--list-cameras shows them)")
+    src.add_argument("--list-cameras", action="store_true",
+                     help="print the cameras OpenCV can open (index and resolution) and exit")
     src.add_argument("--input", type=Path, dest="input_path", metavar="FILE",
                      help="stream this video file (or a still image, repeated) instead of the camera")
     src.add_argument("--loop", action="store_true", help="play --input video again from the start when it ends")
@@ -101,8 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--headless", action="store_true", help="show no window (servers, CI, tests)")
     out.add_argument("--max-frames", metavar="N", type=_positive_int, help="stop after this many processed frames")
     out.add_argument("--record", type=Path, metavar="OUT.mp4", help="write the processed stream to this video file")
+    out.add_argument("--virtual-cam", nargs="?", const="", default=None, metavar="DEVICE",
+                     help="send the processed stream to a virtual webcam for video calls (needs pip install "
+                     ".[virtualcam]; v4l2loopback on Linux, the OBS virtual camera on Windows and macOS); "
+                     "DEVICE picks one (e.g. /dev/video10), default: the first found")
+    out.add_argument("--virtual-cam-fallback", choices=FALLBACKS, default=defaults.virtual_cam_fallback,
+                     help="what the virtual camera shows while no processed frames come (start-up, reconnects): "
+                     "the last processed frame, or the raw camera picture (your own face)")
     out.add_argument("--log-level", default=defaults.log_level, type=str.upper,
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _add_option_flags(parser)
     return parser
 
 
@@ -116,7 +157,7 @@ def parse_config(argv: Sequence[str] | None = None) -> ClientConfig:
     """Parse and check the command line; raises `UsageError` with one line for bad paths."""
     args = build_parser().parse_args(argv)
     _check_url(args.server_url)
-    if not args.stats:
+    if not (args.stats or args.list_cameras):
         if args.source is None:
             raise UsageError("the source face is required: -s/--source PATH (or use --stats)")
         if not args.source.is_file():
@@ -145,7 +186,13 @@ def parse_config(argv: Sequence[str] | None = None) -> ClientConfig:
         headless=args.headless,
         max_frames=args.max_frames,
         record=args.record,
+        virtual_cam=args.virtual_cam is not None,
+        virtual_cam_device=args.virtual_cam or None,
+        virtual_cam_fallback=args.virtual_cam_fallback,
+        options={option.name: value for option in OPTIONS
+                 if (value := getattr(args, f"option_{option.name}")) is not None},
         stats_only=args.stats,
+        list_cameras=args.list_cameras,
         connect_timeout_s=args.connect_timeout,
         connect_retries=args.connect_retries,
         reconnect_max_s=args.reconnect_max,

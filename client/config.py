@@ -5,8 +5,9 @@ probe) can construct a run directly without going through argparse.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_SERVER_URL = "ws://localhost:8765"
 
@@ -32,7 +33,12 @@ class ClientConfig:
     headless: bool = False
     max_frames: int | None = None
     record: Path | None = None
+    virtual_cam: bool = False
+    virtual_cam_device: str | None = None  # None: the first virtual camera found
+    virtual_cam_fallback: str = "last"  # what the virtual camera shows between processed frames: last | raw
+    options: dict[str, Any] = field(default_factory=dict)  # starting live options; unset ones: the server's
     stats_only: bool = False
+    list_cameras: bool = False
     connect_timeout_s: float = 10.0
     connect_retries: int = 3  # retries of the very first connection before giving up
     reconnect_max_s: float = 10.0  # cap of the reconnect backoff

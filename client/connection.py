@@ -7,16 +7,27 @@ run side by side: the sender reads the source at its pace and sends a frame only
 in-flight window (`flow.InFlightWindow`) has room, skipping the others; the receiver
 settles the window from the answers' seq numbers and hands pictures to the display.
 
+After the confirmation the client sends its live options (`controls.LiveControls`) as one
+`config`, so every server it lands on applies them before the first frame; keys in the
+window change them while streaming.
+
 When the connection drops the client reconnects with `backoff.Backoff` forever, but the
 very first connection gets only `connect_retries` retries: a wrong URL should fail in
-seconds with a clear line, not spin. Blocking work (OpenCV reads, JPEG encode/decode,
-video writing) runs on two single-thread executors, one per direction, so the event loop
-only moves bytes and each resource is only ever touched by one thread. Opening a
-connection and the wire formats live in `transport`.
+seconds with a clear line, not spin. A server that is draining sends `reconnect`: that is
+an instruction, not a failure, so the client reconnects after the delay it names (at
+once for 0) without growing the backoff; if that attempt fails (a draining server answers
+503 until it exits) the backoff loop takes over. Only one such request per connection that
+delivered frames skips the backoff, so a server repeating it cannot make the client spin.
+
+Blocking work (OpenCV reads, JPEG encode/decode, video writing, the virtual camera) runs
+on two single-thread executors, one per direction, so the event loop only moves bytes and
+each resource is only ever touched by one thread. Opening a connection and the wire
+formats live in `transport`.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -27,12 +38,25 @@ import aiohttp
 import cv2
 import numpy as np
 
-from protocol import Error, Frame, ProcessedFrame, SourceFace, SourceFaceConfirmation, Stats, StatsRequest
+from protocol import (
+    ConfigConfirmation,
+    Error,
+    ErrorCode,
+    Frame,
+    Message,
+    ProcessedFrame,
+    Reconnect,
+    SourceFace,
+    SourceFaceConfirmation,
+    Stats,
+    StatsRequest,
+)
 
 from .backoff import Backoff
 from .config import ClientConfig
+from .controls import LiveControls
 from .display import Display
-from .errors import ConnectError, SourceFaceRejected
+from .errors import ClientError, ConnectError, SourceFaceRejected
 from .flow import InFlightWindow
 from .sources import FrameSource, Pacer
 from .stats import StreamStats
@@ -44,6 +68,7 @@ from .transport import (
     open_websocket,
     send_message,
 )
+from .virtualcam import VirtualCamera
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +110,10 @@ class StreamClient:
         self._stop = asyncio.Event()
         self._source_ended = False
         self._closed_before_confirmation = ""
+        self.controls = LiveControls(config.options)
+        self._ws: aiohttp.ClientWebSocketResponse | None = None  # the connection being streamed on
+        self._reconnect: Reconnect | None = None  # the server's request that ended the connection
+        self._latest_raw: np.ndarray | None = None  # the newest source frame, for --virtual-cam-fallback raw
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="source")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="display")
 
@@ -122,23 +151,31 @@ class StreamClient:
 
     # ---- the run --------------------------------------------------------------
     async def run(self) -> None:
-        gui = asyncio.create_task(self._pump_gui()) if not self.display.headless else None
+        helpers = []
+        if not self.display.headless:
+            helpers.append(asyncio.create_task(self._pump_gui(), name="client-gui"))
+        if self.display.virtual_cam is not None:
+            helpers.append(asyncio.create_task(self._feed_virtual_cam(self.display.virtual_cam), name="client-vcam"))
         try:
             async with aiohttp.ClientSession() as http:
                 await self._connect_loop(http)
         finally:
-            if gui is not None:
-                gui.cancel()
-                await asyncio.gather(gui, return_exceptions=True)
+            for task in helpers:
+                task.cancel()
+            results = await asyncio.gather(*helpers, return_exceptions=True)
             # Wait for any read/encode/record still running in a worker before the caller
-            # releases the camera or the video writer under it.
+            # releases the camera, the video writer or the virtual camera under it.
             self._reader.shutdown(wait=True)
             self._writer.shutdown(wait=True)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
 
     async def _connect_loop(self, http: aiohttp.ClientSession) -> None:
         backoff = Backoff(max_s=self.config.reconnect_max_s)
         connected_once = False
         failures = 0
+        free_reconnect = True  # the next `reconnect` request may skip the backoff
         while not self.stopping:
             try:
                 ws = await self._unless_stopped(open_websocket(http, self.config))
@@ -165,13 +202,21 @@ class StreamClient:
                 await ws.close()
             if self.stopping:
                 return
+            useful = self.stats.received > received_before
+            if useful:
+                backoff.reset()  # the connection was useful: try again at once
+                free_reconnect = True
+            asked, self._reconnect = self._reconnect, None
+            if asked is not None and free_reconnect:
+                free_reconnect = False  # neither a failure nor a backoff step
+                await self._follow_reconnect(asked)
+                continue
             if not confirmed:
                 failures += 1
                 if not connected_once and failures > self.config.connect_retries:
                     raise ConnectError(f"{self.config.server_url} never confirmed the source face: "
                                        f"{self._closed_before_confirmation} (gave up after {attempts(failures)})")
-            if self.stats.received > received_before:
-                backoff.reset()  # the connection was useful: try again at once
+            if useful:
                 log.warning("connection to %s lost; reconnecting", self.config.server_url)
             else:  # it dropped before any frame came back: do not hammer a server in trouble
                 delay = backoff.next_delay()
@@ -206,13 +251,32 @@ class StreamClient:
                     )
                 log.info("source face accepted by %s", self.config.server_url)
                 return True
+            if isinstance(message, Reconnect):
+                self._reconnect = message
+                return False
             if isinstance(message, Error):
                 self._server_error(message)
         return False
 
+    async def _follow_reconnect(self, asked: Reconnect) -> None:
+        """Wait as long as the server asked (never longer than --reconnect-max), then go on."""
+        reason = asked.reason or "no reason given"
+        delay = min(max(asked.delay_ms, 0) / 1000, self.config.reconnect_max_s)
+        if delay > 0:
+            log.warning("server asked to reconnect (%s); reconnecting in %.1f s as asked", reason, delay)
+            await self._sleep(delay)
+        else:
+            log.warning("server asked to reconnect (%s); reconnecting now", reason)
+
     async def _stream(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Send and receive on one connection until it drops or the run is stopped."""
+        """Send the live options, then send and receive on one connection until it drops,
+        the server asks to reconnect, or the run is stopped."""
         self.window.reset()
+        try:
+            await send_message(ws, self.controls.on_connect(), binary=False)
+        except (ConnectionError, aiohttp.ClientError):
+            return  # gone already: reconnect
+        self._ws = ws
         sender = asyncio.create_task(self._send_loop(ws), name="client-send")
         receiver = asyncio.create_task(self._receive_loop(ws), name="client-receive")
         stopper = asyncio.create_task(self._stop.wait(), name="client-stop")
@@ -226,6 +290,7 @@ class StreamClient:
                     break  # the send failed: the connection is gone (or a bug, re-raised below)
                 # else the source ended: keep receiving the answers still in flight
         finally:
+            self._ws = None
             for task in (sender, receiver, stopper):
                 task.cancel()
             results = await asyncio.gather(sender, receiver, stopper, return_exceptions=True)
@@ -244,6 +309,7 @@ class StreamClient:
             if image is None:
                 self._source_end()
                 return
+            self._latest_raw = image
             if not self.window.can_send(time.monotonic()):
                 self.stats.skipped += 1  # read and dropped: the picture stays at most K frames old
                 continue
@@ -271,10 +337,11 @@ class StreamClient:
             message = decode_message(raw)
             if isinstance(message, ProcessedFrame):
                 await self._on_frame(message)
-            elif isinstance(message, Error):
-                self._server_error(message)
-            elif isinstance(message, SourceFaceConfirmation) and message.status != "success":
-                raise SourceFaceRejected(f"The server refused the source face {self.config.source}: {message.message}")
+            elif isinstance(message, Reconnect):
+                self._reconnect = message
+                return
+            elif message is not None:
+                await self._on_control(ws, message)
             if self._source_ended and self.window.in_flight == 0:
                 self.stop()
             if self.stopping:
@@ -291,6 +358,20 @@ class StreamClient:
                 self.display.show(image, self.overlay_lines())
         if self.config.max_frames is not None and self.stats.received >= self.config.max_frames:
             self.stop()
+
+    async def _on_control(self, ws: aiohttp.ClientWebSocketResponse, message: Message) -> None:
+        if isinstance(message, Error):
+            self._server_error(message)
+            if message.code == ErrorCode.BAD_CONFIG:
+                follow_up = self.controls.refused(message.message)
+                if follow_up is not None:
+                    await send_message(ws, follow_up, binary=False)
+        elif isinstance(message, ConfigConfirmation):
+            self.controls.confirmed(message.options)
+        elif isinstance(message, Stats):
+            log.info("server stats: %s", json.dumps(message.data, sort_keys=True))
+        elif isinstance(message, SourceFaceConfirmation) and message.status != "success":
+            raise SourceFaceRejected(f"The server refused the source face {self.config.source}: {message.message}")
 
     def _decode_and_record(self, jpeg: bytes) -> np.ndarray | None:
         image = decode_jpeg(jpeg)
@@ -313,14 +394,50 @@ class StreamClient:
             f"{self.stats.recent_fps(now):.1f} fps",
             f"latency {latency:.0f} ms" if not math.isnan(latency) else "latency -",
             f"skipped {self.stats.skipped}",
+            *self.controls.overlay_lines(),
         ]
 
+    async def press(self, key: str) -> None:
+        """A key pressed in the window: what `controls` makes of it goes to the server.
+
+        Changes made while no connection is up are kept and sent on the next one."""
+        message = self.controls.press(key)
+        ws = self._ws
+        if message is not None and ws is not None and not ws.closed:
+            try:
+                await send_message(ws, message, binary=False)
+            except (ConnectionError, aiohttp.ClientError):
+                pass  # the connection just dropped; the change goes out with the next one
+
     async def _pump_gui(self) -> None:
-        """Keep the window responsive (and notice q/Esc) even while no frames arrive."""
+        """Keep the window responsive (and notice q/Esc and the control keys) even while no frames arrive."""
         while not self.stopping:
             if self.display.poll():
                 self.stop()
+            keys = self.display.take_keys()
+            for key in keys:
+                await self.press(key)
+            if keys:
+                self.display.redraw(self.overlay_lines())
             await asyncio.sleep(0.03)
+
+    async def _feed_virtual_cam(self, camera: VirtualCamera) -> None:
+        """While no processed frames come (start-up, reconnects, a stalled server), keep the
+        virtual camera fed at the stream's fps: call apps give up on a camera that goes quiet.
+        With the `raw` fallback and no stream running, this reads the source itself."""
+        try:
+            while not self.stopping:
+                await asyncio.sleep(camera.period)
+                if not camera.needs_fill(time.monotonic()):
+                    continue
+                raw = None
+                if camera.fallback == "raw":
+                    streaming = self._ws is not None
+                    raw = self._latest_raw if streaming else await self._in_thread(self._reader, self.source.read)
+                await self._in_thread(self._writer, camera.fill, raw)
+        except ClientError:
+            self.stop()
+            raise
 
     def summary(self) -> str:
         return self.stats.summary(time.monotonic(), self.window.max_in_flight, self.window.limit)

@@ -1,15 +1,18 @@
-"""The processed stream's destinations: an OpenCV window with an overlay, and a video file.
+"""The processed stream's destinations: an OpenCV window with an overlay, a video file and
+a virtual camera.
 
 The window is optional (`--headless` for servers, CI and tests); every OpenCV GUI call
 sits behind that switch, because on a machine without a display Qt aborts the whole
-process instead of raising. The recording gets the frames without the overlay: it is the
-processed stream itself, not a screenshot of the window.
+process instead of raising. The recording and the virtual camera get the frames without
+the overlay: they are the processed stream itself, not a screenshot of the window.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +20,7 @@ import cv2
 import numpy as np
 
 from .errors import SourceOpenError, UsageError
+from .virtualcam import VirtualCamera
 
 log = logging.getLogger(__name__)
 
@@ -73,48 +77,72 @@ class Recorder:
 
 
 class Display:
-    """Shows frames in a window (unless headless) and records them (when asked)."""
+    """Shows frames in a window (unless headless), records them and feeds the virtual
+    camera (when asked); collects the keys pressed in the window for the live controls."""
 
-    def __init__(self, headless: bool, recorder: Recorder | None = None) -> None:
+    def __init__(self, headless: bool, recorder: Recorder | None = None,
+                 virtual_cam: VirtualCamera | None = None) -> None:
         if not headless and not has_display():
             raise UsageError("No display found (DISPLAY is not set): run with --headless")
         self.headless = headless
         self.recorder = recorder
+        self.virtual_cam = virtual_cam
         self.quit_requested = False
         self._window_open = False
+        self._keys: collections.deque[str] = collections.deque()
+        self._shown: np.ndarray | None = None  # the last picture, to redraw with a new overlay
 
     @property
     def wants_images(self) -> bool:
-        """Whether processed JPEGs need decoding at all (headless without recording: no)."""
-        return not self.headless or self.recorder is not None
+        """Whether processed JPEGs need decoding at all (headless without recording or virtual camera: no)."""
+        return not self.headless or self.recorder is not None or self.virtual_cam is not None
 
     def record(self, image: np.ndarray) -> None:
-        """Blocking write; safe to call from one worker thread at a time."""
+        """Blocking write to the recording and the virtual camera; from one worker thread at a time."""
         if self.recorder is not None:
             self.recorder.write(image)
+        if self.virtual_cam is not None:
+            self.virtual_cam.send_processed(image, time.monotonic())
 
     def show(self, image: np.ndarray, overlay: Sequence[str]) -> None:
         """Draw `image` with its overlay; must run on the thread that owns the GUI (the loop's)."""
         if self.headless:
             return
+        self._shown = image
         cv2.imshow(WINDOW_NAME, draw_overlay(image, overlay))
         self._window_open = True
         self.poll()
 
+    def redraw(self, overlay: Sequence[str]) -> None:
+        """Show the last picture again with a new overlay (a key's effect shows even while no frames come)."""
+        if self._shown is not None:
+            self.show(self._shown, overlay)
+
     def poll(self) -> bool:
-        """Pump the GUI's events; True once q or Esc was pressed (or the window was closed)."""
+        """Pump the GUI's events; True once q or Esc was pressed (or the window was closed).
+        Other keys wait in `take_keys()`."""
         if self.headless or not self._window_open:
             return self.quit_requested
-        key = cv2.waitKey(1) & 0xFF
-        if key in QUIT_KEYS:
+        key = cv2.waitKey(1)
+        if key >= 0 and (key & 0xFF) in QUIT_KEYS:
             self.quit_requested = True
+        elif key >= 0:
+            self._keys.append(chr(key & 0xFF))
         elif cv2.getWindowProperty(WINDOW_NAME, cv2.WND_PROP_VISIBLE) < 1:
             self.quit_requested = True  # the user closed the window
         return self.quit_requested
 
+    def take_keys(self) -> list[str]:
+        """The keys pressed since the last call, oldest first."""
+        keys = list(self._keys)
+        self._keys.clear()
+        return keys
+
     def close(self) -> None:
         if self.recorder is not None:
             self.recorder.close()
+        if self.virtual_cam is not None:
+            self.virtual_cam.close()
         if self._window_open:
             cv2.destroyAllWindows()
             self._window_open = False

@@ -160,6 +160,27 @@ class SyntheticSource:
         pass
 
 
+MAX_CAMERA_INDEX = 10  # OpenCV has no camera enumeration: --list-cameras tries indices 0..9
+
+
+def list_cameras(max_index: int = MAX_CAMERA_INDEX) -> list[tuple[int, int, int]]:
+    """(index, width, height) of every camera OpenCV can open and read a frame from.
+
+    A virtual camera (v4l2loopback) is listed too: it is a camera to every app.
+    """
+    _quiet_opencv()
+    found = []
+    for index in range(max_index):
+        capture = cv2.VideoCapture(index)
+        try:
+            ok, frame = capture.read() if capture.isOpened() else (False, None)
+            if ok and frame is not None:
+                found.append((index, frame.shape[1], frame.shape[0]))
+        finally:
+            capture.release()
+    return found
+
+
 def open_source(
     *,
     camera_index: int,

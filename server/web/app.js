@@ -150,6 +150,9 @@ function handleJson(message) {
     case "stats":
       renderStats(ui.stats, message.data);
       break;
+    case "reconnect": // the server is draining: go (behind a load balancer, to another server)
+      connection.followReconnect(message);
+      break;
     default:
       break; // pong, and message types newer than this page: nothing to do
   }

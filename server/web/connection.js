@@ -1,4 +1,5 @@
-// The WebSocket to the server: URL defaults, close-code explanations, reconnect with backoff.
+// The WebSocket to the server: URL defaults, close-code explanations, reconnect with backoff,
+// and following the server's own `reconnect` requests (it is draining).
 // Frames and control messages pass through untouched; app.js decides what they mean.
 
 /** ws(s)://<this page's host and path>: the server that served the page is the default. */
@@ -65,7 +66,9 @@ export class Backoff {
 /**
  * One logical connection that survives server restarts: after a drop (or 1001) it reconnects
  * with backoff until close() is called. A first attempt that never opens is not retried: that is
- * almost always a wrong URL or token, which the user must fix.
+ * almost always a wrong URL or token, which the user must fix. A server that drains asks its
+ * clients to reconnect (followReconnect): behind a load balancer the new connection lands on
+ * another server.
  * Callbacks: onOpen(), onMessage(data: string | ArrayBuffer), onState(state, text, level).
  */
 export class Connection {
@@ -110,13 +113,38 @@ export class Connection {
     return true;
   }
 
+  /**
+   * The server's `reconnect` message ({reason, delay_ms}): close, and open again after delay_ms
+   * (at once for 0; never longer than the backoff's cap). An instruction, not a failure: the
+   * backoff is left as it is, and if the new attempt fails (a draining server refuses until it
+   * exits) the usual backoff takes over.
+   */
+  followReconnect({ reason = "", delay_ms: delayMs = 0 } = {}) {
+    if (!this.wanted || !this.ws) return;
+    const ws = this.ws;
+    this.ws = null;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    ws.close(1000, "reconnecting as asked");
+    const why = `Server asked to reconnect (${reason || "no reason given"}).`;
+    clearTimeout(this.retryTimer);
+    const delay = Math.min(this.backoff.maxMs, Math.max(0, Number(delayMs) || 0));
+    if (delay === 0) {
+      this.#attempt(why);
+      return;
+    }
+    this.onState("reconnecting", `${why} Reconnecting in ${(delay / 1000).toFixed(1)} s…`, "warn");
+    this.retryTimer = setTimeout(() => this.#attempt(), delay);
+  }
+
   /** Bytes queued in the browser, not yet on the wire (a slow uplink shows here first). */
   get bufferedAmount() {
     return this.ws ? this.ws.bufferedAmount : 0;
   }
 
-  #attempt() {
-    this.onState("connecting", `Connecting to ${redact(this.url)}…`, "info");
+  /** Open a socket; `why` (the server's reconnect request) is shown and logged with it. */
+  #attempt(why = "") {
+    const connecting = `Connecting to ${redact(this.url)}…`;
+    this.onState("connecting", why ? `${why} ${connecting}` : connecting, why ? "warn" : "info");
     let ws;
     try {
       ws = new this.WebSocketImpl(this.url);

@@ -1,10 +1,12 @@
 // The page's DOM-free logic, in Node (no browser, no npm): node tests/browser/page_modules.mjs
-// connection.js (URLs, close codes, reconnect policy with a fake WebSocket) and display.js meters.
+// connection.js (URLs, close codes, reconnect policy and the server's reconnect requests, with a
+// fake WebSocket) and display.js meters.
 // Prints "N passed, 0 failed" and exits 0, or throws on the first failed check.
 import assert from "node:assert/strict";
 
 import { Backoff, Connection, defaultServerUrl, describeClose, redact, socketUrl } from "../../server/web/connection.js";
 import { LatencyMeter, RateMeter } from "../../server/web/display.js";
+import { decodeJson } from "../../server/web/protocol.js";
 
 const checks = [];
 const check = (name, fn) => checks.push([name, fn]);
@@ -131,6 +133,43 @@ check("Disconnect stops a pending reconnect", async () => {
   conn.close();
   await tick(10);
   assert.equal(FakeSocket.made.length, 1);
+});
+
+check("a reconnect message reconnects at once, without a backoff step", async () => {
+  const { conn, states } = connection();
+  conn.open("ws://h/");
+  FakeSocket.made[0].open();
+  conn.backoff.attempts = 2; // earlier trouble: left as it is, neither reset nor grown
+  conn.followReconnect(decodeJson('{"type":"reconnect","reason":"server draining","delay_ms":0}'));
+  assert.equal(FakeSocket.made[0].closedWith, 1000);
+  assert.equal(FakeSocket.made.length, 2, "the new socket is opened at once");
+  assert.equal(conn.backoff.attempts, 2);
+  assert.equal(states.at(-1)[0], "connecting");
+  assert.match(states.at(-1)[1], /^Server asked to reconnect \(server draining\)\. Connecting to ws:\/\/h\//);
+  FakeSocket.made[0].drop(1001); // the old socket's close arrives late: ignored
+  assert.equal(FakeSocket.made.length, 2);
+  FakeSocket.made[1].open();
+  assert.equal(states.at(-1)[0], "opened");
+  conn.close();
+});
+
+check("a reconnect that fails falls back to the backoff; a delay is waited for", async () => {
+  const { conn, states } = connection();
+  conn.backoff = new Backoff({ initialMs: 1, maxMs: 1000 }); // a cap above the delay asked for
+  conn.open("ws://h/");
+  FakeSocket.made[0].open();
+  conn.followReconnect({ type: "reconnect", reason: "", delay_ms: 30 });
+  assert.match(states.at(-1)[1], /no reason given.*Reconnecting in 0\.0 s/);
+  await tick(5);
+  assert.equal(FakeSocket.made.length, 1, "not before the delay asked for");
+  await tick(60);
+  assert.equal(FakeSocket.made.length, 2);
+  FakeSocket.made[1].drop(1006); // the draining server refuses (browsers see 1006): back to the backoff
+  assert.equal(states.at(-1)[0], "reconnecting");
+  assert.match(states.at(-1)[1], /Reconnecting in/);
+  await tick(10);
+  assert.equal(FakeSocket.made.length, 3);
+  conn.close();
 });
 
 check("meters: fps over the last second, latency last and median", () => {

@@ -8,6 +8,7 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import pytest
@@ -16,6 +17,8 @@ from aiohttp.test_utils import TestServer
 from tests import media
 
 REPO = Path(__file__).resolve().parents[2]
+# Transport only: these tests are about the client, not about what the server does to faces.
+PASSTHROUGH = {"frame_processors": ("passthrough",)}
 SUMMARY = re.compile(
     r"frames sent (?P<sent>\d+), received (?P<received>\d+), skipped (?P<skipped>\d+); "
     r"(?P<fps>[\d.]+) fps received; latency p50 (?P<p50>[\d.na]+) ms, p95 (?P<p95>[\d.na]+) ms; "
@@ -35,6 +38,21 @@ class ClientRun:
         return {key: float(value) for key, value in match.groupdict().items()}
 
 
+def assert_one_line_error(run: ClientRun, expected: str, returncode: int = 1) -> None:
+    assert run.returncode == returncode, run
+    assert "Traceback" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and expected in errors[0], run.stderr
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "the condition") -> None:
+    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"{what} did not happen within {timeout} s"
+        await asyncio.sleep(0.01)
+
+
 def ws_url(server: TestServer) -> str:
     return str(server.make_url("/")).replace("http", "ws", 1)
 
@@ -51,10 +69,11 @@ def client_env() -> dict[str, str]:
     return env
 
 
-async def start_client(*args: str) -> asyncio.subprocess.Process:
-    """Start the client without blocking the loop, so a server in this test's loop keeps serving."""
+async def start_client(*args: str, module: str = "client") -> asyncio.subprocess.Process:
+    """Start the client without blocking the loop, so a server in this test's loop keeps serving.
+    `module` runs it through a wrapper (tests.client.virtualcam_runner) instead."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "client", *args,
+        sys.executable, "-m", module, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO, env=client_env(),
     )
 
@@ -74,8 +93,8 @@ async def finish(process: asyncio.subprocess.Process, timeout: float = 30.0) -> 
     return ClientRun(process.returncode, (await stdout).decode(), (await stderr).decode())
 
 
-async def run_client(*args: str, timeout: float = 30.0) -> ClientRun:
-    return await finish(await start_client(*args), timeout)
+async def run_client(*args: str, timeout: float = 30.0, module: str = "client") -> ClientRun:
+    return await finish(await start_client(*args, module=module), timeout)
 
 
 @pytest.fixture(scope="session")

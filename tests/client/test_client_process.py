@@ -17,23 +17,24 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from server.app import create_app
+from protocol import Reconnect
+from server.app import SESSIONS, create_app
 from server.config import ServerConfig
 from server.tls import make_self_signed, server_ssl_context
 from tests import media
-from tests.client.conftest import ClientRun, finish, free_port, run_client, start_client, ws_url
+from tests.client.conftest import (
+    PASSTHROUGH,
+    assert_one_line_error,
+    finish,
+    free_port,
+    run_client,
+    start_client,
+    until,
+    ws_url,
+)
 from tests.client.fake_server import Observed, slow_app
 
-# Transport only: these tests are about the client, not about what the server does to faces.
-PASSTHROUGH = {"frame_processors": ("passthrough",)}
 MODES = pytest.mark.parametrize("mode", [[], ["--binary"]], ids=["json", "binary"])
-
-
-def assert_one_line_error(run: ClientRun, expected: str, returncode: int = 1) -> None:
-    assert run.returncode == returncode, run
-    assert "Traceback" not in run.stderr, run.stderr
-    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and expected in errors[0], run.stderr
 
 
 async def server_stats(http, server: TestServer) -> dict:
@@ -135,6 +136,74 @@ async def test_reconnects_after_the_server_restarts_and_resends_the_source_face(
             await client.wait()
         if second is not None:
             await second.close()
+
+
+async def test_follows_a_drain_to_a_new_server_on_the_same_port(start_server, http, face_path):
+    """The server drains (POST /admin/drain): the client leaves when asked, its immediate
+    reconnect meets the draining (then closed) server, the backoff loop takes over, and it
+    streams on with the next server there, its options sent again."""
+    first = await start_server(**PASSTHROUGH)
+    port = first.port
+    client = await start_client("-s", str(face_path), "--synthetic", "--headless", "--reconnect-max", "1",
+                                "--opacity", "0.5", "--server-url", ws_url(first))
+    second = None
+    try:
+        await wait_for_processed(http, first, 5)
+        async with http.post(first.make_url("/admin/drain")) as response:
+            assert response.status == 202
+        await until(lambda: not first.app[SESSIONS], what="the client leaving the draining server")
+        await first.close()
+        config = ServerConfig(host="127.0.0.1", port=port, codec_threads=2, **PASSTHROUGH)
+        second = TestServer(create_app(config), host="127.0.0.1", port=port)
+        await second.start_server()
+        await wait_for_processed(http, second, 5)
+        [session] = second.app[SESSIONS]
+        assert session.options["opacity"] == 0.5  # the starting options went to the new server too
+    finally:
+        client.send_signal(signal.SIGINT)
+        run = await finish(client, timeout=15)
+        if second is not None:
+            await second.close()
+    assert run.returncode == 0, run
+    assert "server asked to reconnect (server draining); reconnecting now" in run.stderr
+    assert "retrying in" in run.stderr  # 503 from the draining server, then a closed port: backoff
+    assert run.summary()["reconnects"] == 1 and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("delay_ms", [0, 300])
+async def test_a_reconnect_request_is_not_a_failure(face_path, delay_ms):
+    """Asked to reconnect before any frame came back (which, as a dropped connection, would
+    cost a backoff step), the client reconnects after exactly the delay asked for."""
+    observed = Observed()
+    server = TestServer(slow_app(0.0, observed, Reconnect(reason="maintenance", delay_ms=delay_ms)), host="127.0.0.1")
+    await server.start_server()
+    try:
+        run = await run_client("-s", str(face_path), "--synthetic", "--headless", "--max-frames", "3",
+                               "--server-url", ws_url(server))
+    finally:
+        await server.close()
+    assert run.returncode == 0, run
+    assert observed.sources == 2 and len(observed.connected_at) == 2
+    assert observed.connected_at[1] - observed.connected_at[0] >= delay_ms / 1000
+    then = "reconnecting now" if delay_ms == 0 else "reconnecting in 0.3 s as asked"
+    assert f"server asked to reconnect (maintenance); {then}" in run.stderr
+    assert "reconnecting in" not in run.stderr.replace("reconnecting in 0.3 s as asked", "")
+    assert run.summary()["received"] == 3
+
+
+async def test_repeated_reconnect_requests_without_frames_fall_back_to_the_backoff(face_path):
+    observed = Observed()
+    app = slow_app(0.0, observed, Reconnect(reason="maintenance"), reconnect_connections=2)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        run = await run_client("-s", str(face_path), "--synthetic", "--headless", "--max-frames", "3",
+                               "--server-url", ws_url(server))
+    finally:
+        await server.close()
+    assert run.returncode == 0, run
+    assert len(observed.connected_at) == 3
+    assert run.stderr.count("reconnecting now") == 1 and run.stderr.count("lost; reconnecting in") == 1
 
 
 async def test_ctrl_c_exits_cleanly_with_a_summary(start_server, http, face_path):

@@ -144,17 +144,25 @@ def test_a_window_without_a_screen_is_refused(monkeypatch):
 
 
 class FakeGui:
-    """Stands in for OpenCV's window calls (no display here): records frames, presses q on cue."""
+    """Stands in for OpenCV's window calls (no display here): records frames, presses q on cue,
+    and each key of `press` once, when that many frames were shown."""
 
-    def __init__(self, quit_after: int) -> None:
+    def __init__(self, quit_after: int, press: dict[int, str] | None = None) -> None:
         self.shown: list[np.ndarray] = []
         self.quit_after = quit_after
+        self.press = dict(press or {})
         self.destroyed = False
+
+    def wait_key(self, delay: int) -> int:
+        if len(self.shown) >= self.quit_after:
+            return ord("q")
+        due = [at for at in self.press if len(self.shown) >= at]
+        return ord(self.press.pop(min(due))) if due else -1
 
     def install(self, monkeypatch) -> None:
         monkeypatch.setenv("DISPLAY", ":99")
         monkeypatch.setattr(cv2, "imshow", lambda name, image: self.shown.append(image))
-        monkeypatch.setattr(cv2, "waitKey", lambda delay: ord("q") if len(self.shown) >= self.quit_after else -1)
+        monkeypatch.setattr(cv2, "waitKey", self.wait_key)
         monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 1.0)
         monkeypatch.setattr(cv2, "destroyAllWindows", lambda: setattr(self, "destroyed", True))
 
@@ -191,3 +199,27 @@ async def test_stream_client_shows_overlaid_frames_until_q(monkeypatch, start_se
     lines = client.overlay_lines()
     assert lines[0].endswith(" fps") and lines[1].startswith("latency ") and lines[2].startswith("skipped ")
     assert client.window.max_in_flight <= 2
+
+
+async def test_keys_pressed_in_the_window_change_the_options(monkeypatch, start_server, face_path):
+    """The window's own path: a key read by cv2.waitKey becomes a `config`, the server's
+    confirmation reaches the overlay, and `h` puts the key list on screen."""
+    from client.config import ClientConfig
+    from client.connection import StreamClient
+    from tests.client.conftest import ws_url
+
+    gui = FakeGui(quit_after=40, press={3: "f", 4: "h"})
+    gui.install(monkeypatch)
+    drawn: list[list[str]] = []  # the overlay of every picture shown
+    monkeypatch.setattr("client.display.draw_overlay", lambda image, lines: drawn.append(list(lines)) or image)
+    server = await start_server(frame_processors=("passthrough",))
+    config = ClientConfig(source=face_path, server_url=ws_url(server), synthetic=True, width=320, height=240)
+    display = Display(headless=False)
+    client = StreamClient(config, SyntheticSource(320, 240), display, face_path.read_bytes())
+    await asyncio.wait_for(client.run(), timeout=20)
+    display.close()
+    assert not gui.press, "every key was read"
+    assert client.controls.effective["many_faces"] is False
+    assert len(drawn) == len(gui.shown)
+    assert "h: keys" in drawn[0] and not any("many faces off" in line for line in drawn[0])
+    assert any("many faces off" in line for line in drawn[-1]) and "f  every face / the largest only" in drawn[-1]

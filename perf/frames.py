@@ -1,0 +1,79 @@
+"""Real face frames for the benchmarks: the sample photos that installed packages ship, in motion.
+
+A load test must send what a webcam sends: real faces, so the detector and the swapper do
+their real work, in frames that differ from each other, so no cache and no encoder shortcut
+flatters the numbers. The photos are insightface's `t1.jpg` (six faces) and
+`Tom_Hanks_54745.png` (a 112x112 face crop), and scikit-image's astronaut (one face).
+Sequences are encoded once, up front: encoding while streaming would make the probe, not
+the server, the bottleneck.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from client.connection import encode_jpeg
+from client.sources import fit
+
+LOOP_FRAMES = 30  # one second of motion at 30 fps, then it repeats seamlessly
+SOURCE_FACES = ("tom", "astronaut")  # one face each: what clients send as `source_face`
+SCENES = ("group", "astronaut", "tom")  # what the camera sees
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the package {name} is not installed; it ships the sample photos")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@lru_cache(maxsize=None)
+def photo(name: str) -> np.ndarray:
+    """A sample photo by short name (`group`, `tom`, `astronaut`), BGR at its own size."""
+    if name == "astronaut":
+        path = _package_dir("skimage") / "data" / "astronaut.png"
+    elif name == "group":
+        path = _package_dir("insightface") / "data" / "images" / "t1.jpg"
+    elif name == "tom":
+        path = _package_dir("insightface") / "data" / "images" / "Tom_Hanks_54745.png"
+    else:
+        raise ValueError(f"unknown photo {name!r}; known: {', '.join(SCENES)}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise RuntimeError(f"cannot read the sample photo {path}")
+    return image
+
+
+def source_face(index: int) -> tuple[str, bytes]:
+    """The face client `index` wears: the one-face photos in turn, as (name, JPEG)."""
+    name = SOURCE_FACES[index % len(SOURCE_FACES)]
+    return name, encode_jpeg(photo(name), 95)
+
+
+def still_jpeg(scene: str, width: int = 640, height: int = 480, quality: int = 85) -> bytes:
+    """One frame of `scene` at the stream size."""
+    return encode_jpeg(fit(photo(scene), width, height), quality)
+
+
+@lru_cache(maxsize=64)
+def moving_sequence(scene: str, width: int, height: int, quality: int, variant: int = 0) -> tuple[bytes, ...]:
+    """`LOOP_FRAMES` JPEGs of a slow circular drift, zoom and tilt over `scene`, looping without a jump.
+
+    `variant` shifts the motion's phase, so clients streaming the same scene still send
+    different frames. Kept small: the faces move a few pixels per frame, as in a video call.
+    """
+    base = fit(photo(scene), width, height)
+    centre = (width / 2, height / 2)
+    frames = []
+    for index in range(LOOP_FRAMES):
+        angle = 2 * math.pi * (index / LOOP_FRAMES + variant * 0.618034)
+        matrix = cv2.getRotationMatrix2D(centre, 2.0 * math.sin(angle), 1.08 + 0.04 * math.cos(angle))
+        matrix[:, 2] += (0.03 * width * math.cos(angle), 0.03 * height * math.sin(angle))
+        moved = cv2.warpAffine(base, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        frames.append(encode_jpeg(moved, quality))
+    return tuple(frames)

@@ -15,8 +15,8 @@ NGINX = Path("/usr/sbin/nginx")
 def render(workdir: Path, listen_port: int, upstream_ports: list[int]) -> Path:
     """The shipped site config with only its listen and upstream lines replaced."""
     site = SITE.read_text()
-    upstream = "\n".join(f"    server 127.0.0.1:{port} max_fails=2 fail_timeout=10s;" for port in upstream_ports)
-    site = re.sub(r"(?m)^    server 127\.0\.0\.1:\d+ max_fails=2 fail_timeout=10s;\n", "", site)
+    upstream = "\n".join(f"    server 127.0.0.1:{port} max_fails=0;" for port in upstream_ports)
+    site = re.sub(r"(?m)^    server 127\.0\.0\.1:\d+ max_fails=0;\n", "", site)
     site = site.replace("    least_conn;", f"    least_conn;\n{upstream}", 1)
     site = re.sub(r"(?m)^    listen 80;", f"    listen 127.0.0.1:{listen_port};", site)
     (workdir / "site.conf").write_text(site)
@@ -29,7 +29,8 @@ pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
 events {{ worker_connections 512; }}
 http {{
-    access_log {workdir}/access.log;
+    log_format upstreams '$time_local $status upstream=$upstream_addr upstream_status=$upstream_status';
+    access_log {workdir}/access.log upstreams;
     client_body_temp_path {workdir}/client_body;
     proxy_temp_path {workdir}/proxy;
     fastcgi_temp_path {workdir}/fastcgi;

@@ -1,8 +1,9 @@
-"""Start `python -m server` for a benchmark on a free 127.0.0.1 port, and stop it afterwards.
+"""Start `python -m server` on a free port of this machine, and stop it afterwards.
 
 Benchmarks spawn a fresh server per measurement so one run's warm caches, leftover
-sessions or counters never leak into the next. The server's output goes to a temporary
-log whose tail is shown if it dies while starting (a wrong option, a missing model).
+sessions or counters never leak into the next; tests use the same to drive the real
+process (signals, TLS, logs). The server's output goes to a temporary log whose tail is
+shown if it dies while starting (a wrong option, a missing model).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -50,24 +52,32 @@ class SpawnedServer:
     process: subprocess.Popen
     port: int
     log_path: Path
+    tls: bool = False
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+        return self.output()[-LOG_TAIL_CHARS:]
+
+    def stop(self) -> None:
+        """SIGTERM and wait (a graceful shutdown); kill it if it ignores that."""
+        _stop(self.process)
 
 
-async def _wait_healthy(server: SpawnedServer, timeout_s: float) -> None:
+async def _wait_healthy(server: SpawnedServer, timeout_s: float, ssl_context: ssl.SSLContext | None) -> None:
     """/healthz answers once the models are loaded (the app starts listening only then)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context or False)) as http:
         while loop.time() < deadline:
             if server.process.poll() is not None:
                 raise ServerStartError(f"the server exited during start-up (status {server.process.returncode}):\n"
@@ -95,18 +105,22 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextlib.asynccontextmanager
 async def spawned_server(args: Sequence[str] = (), log_level: str = "WARNING",
-                         start_timeout_s: float = START_TIMEOUT_S) -> AsyncIterator[SpawnedServer]:
-    """`python -m server --host 127.0.0.1 --port <free> --log-level <log_level> *args`, up and healthy."""
-    port = free_port()
+                         start_timeout_s: float = START_TIMEOUT_S, host: str = "127.0.0.1", port: int | None = None,
+                         ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[SpawnedServer]:
+    """`python -m server --host <host> --port <free> --log-level <log_level> *args`, up and healthy.
+
+    Traffic stays on this machine: clients reach it on 127.0.0.1 whatever `host` it binds.
+    `ssl_context` verifies its certificate when `args` make it serve TLS.
+    """
+    port = port or free_port()
     with tempfile.NamedTemporaryFile("w", prefix="facestream-server-", suffix=".log") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port), "--log-level", log_level,
-             *args],
+            [sys.executable, "-m", "server", "--host", host, "--port", str(port), "--log-level", log_level, *args],
             stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
         )
-        server = SpawnedServer(process, port, Path(log_file.name))
+        server = SpawnedServer(process, port, Path(log_file.name), tls="--certfile" in args)
         try:
-            await _wait_healthy(server, start_timeout_s)
+            await _wait_healthy(server, start_timeout_s, ssl_context)
             yield server
         finally:
             await asyncio.to_thread(_stop, process)

@@ -122,7 +122,7 @@ async def main() -> None:
     jpeg = still_jpeg(SCENES[args.frame])
     floor = codec_floor_ms(jpeg)
     print(f"frame: 640x480 JPEG q85, {len(jpeg) / 1024:.1f} KiB; {os.cpu_count()} cores", flush=True)
-    server_args = args.server_args or ["--frame-processor", "passthrough"]
+    server_args = args.server_args or ["--frame-processor", "passthrough", "--max-client-fps", "1000"]
     results = []
     for clients in (int(c) for c in args.clients.split(",")):
         for mode in args.modes.split(","):

@@ -19,13 +19,13 @@ from client.display import Display
 from client.sources import ImageSource
 from tests import media
 from tests.deploy import nginx
-from tests.server_process import ServerProcess, free_port, running_server
+from perf.spawn import SpawnedServer, free_port, spawned_server
 
 CLIENTS = 8
 SERVER_ARGS = ("--frame-processor", "passthrough", "--drain-timeout", "20")
 
 
-async def connected(http: aiohttp.ClientSession, server: ServerProcess) -> int:
+async def connected(http: aiohttp.ClientSession, server: SpawnedServer) -> int:
     async with http.get(f"{server.http_url}/stats") as response:
         return (await response.json())["connected_clients"]
 
@@ -44,8 +44,8 @@ async def test_streams_survive_a_drain_and_a_kill_behind_nginx(tmp_path):
     frame.write_bytes(media.jpeg(media.group_photo()))
     proxy_port = free_port()
     async with contextlib.AsyncExitStack() as stack, aiohttp.ClientSession() as http:
-        first = await stack.enter_async_context(running_server(*SERVER_ARGS))
-        second = await stack.enter_async_context(running_server(*SERVER_ARGS))
+        first = await stack.enter_async_context(spawned_server(SERVER_ARGS, log_level="INFO"))
+        second = await stack.enter_async_context(spawned_server(SERVER_ARGS, log_level="INFO"))
         proxy = nginx.start(tmp_path, proxy_port, [first.port, second.port])
         stack.callback(lambda: (proxy.terminate(), proxy.wait(timeout=10)))
         config = ClientConfig(source=face, server_url=f"ws://127.0.0.1:{proxy_port}/", binary=True, headless=True,
@@ -73,7 +73,7 @@ async def test_streams_survive_a_drain_and_a_kill_behind_nginx(tmp_path):
             first.process.send_signal(signal.SIGUSR1)  # drain: its clients move to the second server
             await asyncio.get_running_loop().run_in_executor(None, first.process.wait, 30)
             assert await connected(http, second) == CLIENTS
-            replacement = await stack.enter_async_context(running_server(*SERVER_ARGS, port=first.port))
+            replacement = await stack.enter_async_context(spawned_server(SERVER_ARGS, log_level="INFO", port=first.port))
             await asyncio.sleep(2)
 
             second.process.send_signal(signal.SIGKILL)  # a crash: clients reconnect through nginx
@@ -95,5 +95,5 @@ async def _all_streaming(arrivals: list[list[float]]) -> bool:
     return all(len(times) >= 3 for times in arrivals)
 
 
-async def _has(http: aiohttp.ClientSession, server: ServerProcess, clients: int) -> bool:
+async def _has(http: aiohttp.ClientSession, server: SpawnedServer, clients: int) -> bool:
     return await connected(http, server) == clients

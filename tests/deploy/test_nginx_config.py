@@ -8,11 +8,11 @@ import aiohttp
 from protocol import Stats, StatsRequest
 from tests.deploy import nginx
 from tests.server.wsclient import receive, send_json
-from tests.server_process import free_port, running_server
+from perf.spawn import free_port, spawned_server
 
 
 async def test_websocket_through_nginx(tmp_path):
-    async with running_server("--frame-processor", "passthrough") as server:
+    async with spawned_server(["--frame-processor", "passthrough"], log_level="INFO") as server:
         port = free_port()
         proxy = nginx.start(tmp_path, port, [server.port])
         try:

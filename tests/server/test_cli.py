@@ -12,11 +12,11 @@ import pytest
 from protocol import Frame, ProcessedFrame, Stats, StatsRequest
 from server.tls import make_self_signed
 from tests.server.wsclient import receive, send_json
-from tests.server_process import running_server
+from perf.spawn import spawned_server
 
 
 async def test_server_process_serves_and_shuts_down_gracefully(frame_jpeg):
-    async with running_server("--execution-provider", "cpu") as server:
+    async with spawned_server(["--execution-provider", "cpu"], log_level="INFO") as server:
         async with aiohttp.ClientSession() as http, http.ws_connect(server.ws_url) as ws:
             await send_json(ws, Frame(jpeg=frame_jpeg, timestamp=5.5))
             reply = await receive(ws)
@@ -26,7 +26,7 @@ async def test_server_process_serves_and_shuts_down_gracefully(frame_jpeg):
             assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
         assert server.process.wait(timeout=20) == 0
-    assert "Traceback" not in server.output(), server.output()
+        assert "Traceback" not in server.output(), server.output()
 
 
 async def test_tls_and_token_reload_on_sighup(tmp_path, frame_jpeg):
@@ -35,8 +35,8 @@ async def test_tls_and_token_reload_on_sighup(tmp_path, frame_jpeg):
     tokens = tmp_path / "tokens"
     tokens.write_text("first-secret-token\n")
     trusted = ssl.create_default_context(cafile=str(cert))
-    async with running_server("--certfile", str(cert), "--keyfile", str(key), "--token-file", str(tokens),
-                              "--frame-processor", "passthrough", ssl_context=trusted) as server:
+    args = ["--certfile", str(cert), "--keyfile", str(key), "--token-file", str(tokens), "--frame-processor", "passthrough"]
+    async with spawned_server(args, log_level="INFO", ssl_context=trusted) as server:
         assert server.ws_url.startswith("wss://")
         async with aiohttp.ClientSession() as http:
             url = f"{server.ws_url}?token=first-secret-token"
@@ -59,15 +59,15 @@ async def test_tls_and_token_reload_on_sighup(tmp_path, frame_jpeg):
                 await send_json(ws, Frame(jpeg=frame_jpeg, timestamp=1.0))
                 assert isinstance(await receive(ws), ProcessedFrame)
         server.stop()
-    output = server.output()
+        output = server.output()
     assert "secret-token" not in output, "tokens must never be logged"
     assert "/?" not in output and "GET /" in output  # access log lines, without query strings
 
 
 async def test_listening_beyond_loopback_without_a_token_warns_loudly():
-    async with running_server("--frame-processor", "passthrough", host="0.0.0.0") as server:
+    async with spawned_server(["--frame-processor", "passthrough"], log_level="INFO", host="0.0.0.0") as server:
         server.stop()
-    assert "WITHOUT authentication" in server.output()
+        assert "WITHOUT authentication" in server.output()
 
 
 def test_help_explains_the_options():

@@ -9,7 +9,7 @@ import aiohttp
 from protocol import Frame, ProcessedFrame, Reconnect, Stats, StatsRequest
 from server.app import DEVICES, DRAIN
 from tests.server.wsclient import receive, send, send_json
-from tests.server_process import running_server
+from perf.spawn import spawned_server
 
 
 async def test_clients_spread_over_virtual_devices(start_server, http, frame_jpeg):
@@ -76,7 +76,7 @@ async def test_drain_needs_the_token_when_one_is_set(start_server, http):
 
 
 async def test_sigusr1_drains_and_the_process_exits_when_empty(frame_jpeg):
-    async with running_server("--frame-processor", "passthrough", "--drain-timeout", "30") as server, \
+    async with spawned_server(["--frame-processor", "passthrough", "--drain-timeout", "30"], log_level="INFO") as server, \
             aiohttp.ClientSession() as http:
         async with http.ws_connect(server.ws_url) as ws:
             server.process.send_signal(signal.SIGUSR1)
@@ -84,4 +84,4 @@ async def test_sigusr1_drains_and_the_process_exits_when_empty(frame_jpeg):
             assert isinstance(message, Reconnect)
             assert server.process.poll() is None, "it waits for its clients"
         assert await asyncio.get_running_loop().run_in_executor(None, server.process.wait, 20) == 0
-    assert "drained" in server.output()
+        assert "drained" in server.output()

@@ -17,7 +17,7 @@ from server.processors import PROCESSORS, Passthrough
 from tests import media
 from tests.server.test_streaming import assert_accounted
 from tests.server.wsclient import receive, send, send_json
-from tests.server_process import running_server
+from perf.spawn import spawned_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,7 @@ async def settle(http: aiohttp.ClientSession, base: str, clients: int = 0, timeo
 
 
 async def test_a_client_that_never_reads_does_not_grow_server_memory(frame_jpeg):
-    async with running_server("--frame-processor", "passthrough", "--max-client-fps", "1000") as server, \
+    async with spawned_server(["--frame-processor", "passthrough", "--max-client-fps", "1000"], log_level="INFO") as server, \
             aiohttp.ClientSession() as http:
         async with http.ws_connect(server.ws_url) as warm:  # warm up allocators and the codec
             for seq in range(50):
@@ -178,7 +178,7 @@ async def test_soak_eight_clients_for_a_minute():
 
     tom = media.insightface_image("Tom_Hanks_54745.png")
     jpeg = media.jpeg(media.group_photo())
-    async with running_server("-s", str(tom)) as server:
+    async with spawned_server(["-s", str(tom)], log_level="INFO") as server:
         pid = server.process.pid
 
         async def phase(seconds: float) -> None:

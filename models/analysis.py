@@ -50,9 +50,11 @@ def _keep_largest(faces: list[Face], many: bool) -> list[Face]:
 
 @dataclass
 class FaceAnalyser:
+    """Without `landmarks` and `recognizer` (the MIT-only pipeline), faces have keypoints only."""
+
     detector: Detector
-    landmarks: Landmarks106
-    recognizer: ArcFace
+    landmarks: Landmarks106 | None
+    recognizer: ArcFace | None
     detect_every: int = 1  # run the detector on every k-th frame of a client; track in between
     hold_frames: int = 3  # keep swapping a face the detector lost for this many frames
 
@@ -71,13 +73,14 @@ class FaceAnalyser:
             tracker.strength = float(client.options.get("smoothing", 1.0))
             tracker.hold_frames = self.hold_frames
             trackers.append(tracker)
-        detect = [i for i, tracker in enumerate(trackers) if tracker.needs_detection(self.detect_every)]
+        every = self.detect_every if self.landmarks is not None else 1  # following needs landmarks
+        detect = [i for i, tracker in enumerate(trackers) if tracker.needs_detection(every)]
         follow = [i for i in range(len(images)) if i not in set(detect)]
         detections = self.detector.detect([images[i] for i in detect])
         predicted = [[Face(box=f.box, score=f.score, kps=f.kps) for f in trackers[i].predicted_faces()] for i in follow]
-        landmark_images = ([images[i] for i in detect] if with_landmarks else []) + [images[i] for i in follow]
-        landmark_faces = (detections if with_landmarks else []) + predicted
-        self.landmarks.annotate(landmark_images, landmark_faces)
+        if self.landmarks is not None:
+            landmark_images = ([images[i] for i in detect] if with_landmarks else []) + [images[i] for i in follow]
+            self.landmarks.annotate(landmark_images, (detections if with_landmarks else []) + predicted)
         faces: list[list[Face]] = [[] for _ in images]
         for i, found in zip(detect, detections):
             faces[i] = trackers[i].update(found, clients[i].time)
@@ -90,21 +93,27 @@ class FaceAnalyser:
     def _identify_new_tracks(self, images: Sequence[np.ndarray], trackers: Sequence[FaceTracker],
                              indices: Sequence[int]) -> None:
         """One recognizer call for the tracks without an identity (of the clients that need them)."""
+        if self.recognizer is None:
+            return
         tracks = [tracker.unidentified() for tracker in trackers]
         self.recognizer.annotate([images[i] for i in indices], [[t.raw for t in pending] for pending in tracks])
         for track in (t for pending in tracks for t in pending):
             track.embedding = track.face.embedding = track.raw.embedding
 
+    @property
+    def can_identify(self) -> bool:
+        return self.recognizer is not None
+
     def identify(self, image: np.ndarray) -> np.ndarray:
         """Who the (largest) face in a reference photo is: its embedding."""
         embedding = self.source_face(image).face.embedding
-        assert embedding is not None
+        assert embedding is not None, "identify() needs a recognizer"
         return embedding
 
     def analyse(self, images: Sequence[np.ndarray], many_faces: Sequence[bool], with_landmarks: bool) -> list[list[Face]]:
         """Faces of every image (only the largest where `many_faces` is off), one call per model."""
         faces = [_keep_largest(found, many) for found, many in zip(self.detector.detect(images), many_faces)]
-        if with_landmarks:
+        if with_landmarks and self.landmarks is not None:
             self.landmarks.annotate(images, faces)
         return faces
 
@@ -118,7 +127,9 @@ class FaceAnalyser:
         if not faces:
             raise NoFaceError("No face detected in the source image; use a clear, front-facing photo")
         face = max(faces, key=lambda f: f.area)
-        self.landmarks.annotate([padded], [[face]])
-        self.recognizer.annotate([padded], [[face]])
+        if self.landmarks is not None:
+            self.landmarks.annotate([padded], [[face]])
+        if self.recognizer is not None:
+            self.recognizer.annotate([padded], [[face]])
         note = f"{len(faces)} faces found in the source image; using the largest" if len(faces) > 1 else ""
         return SourcePhoto(padded, face, valid, note)

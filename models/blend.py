@@ -66,6 +66,25 @@ def hull_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+def keypoint_face_mask(kps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A face-shaped ellipse from the 5 keypoints alone, for when no landmark model is used
+    (the MIT-only pipeline): centred between eyes and mouth, turned with the eye line."""
+    eyes, mouth = kps[:2].mean(axis=0), kps[3:].mean(axis=0)
+    eye_distance = float(np.linalg.norm(kps[1] - kps[0]))
+    eyes_to_mouth = float(np.linalg.norm(mouth - eyes))
+    center = eyes + (mouth - eyes) * 0.35
+    angle = float(np.degrees(np.arctan2(*(kps[1] - kps[0])[::-1])))
+    mask = np.zeros(shape, np.uint8)
+    axes = (max(1, int(eye_distance * 1.05)), max(1, int(eyes_to_mouth * 1.6)))
+    cv2.ellipse(mask, (int(round(center[0])), int(round(center[1]))), axes, angle, 0, 360, 255, -1)
+    return mask
+
+
+def face_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The face's area from its 106 landmarks (their hull) or, failing those, its 5 keypoints."""
+    return keypoint_face_mask(points, shape) if len(points) == 5 else hull_mask(points, shape)
+
+
 def keep_mouth(mask: np.ndarray, landmarks: np.ndarray, size: float) -> np.ndarray:
     """Cut the target's mouth out of `mask` (float 0..1) so it shows through; `size` 0..1 grows the cut."""
     lips = landmarks[MOUTH]

@@ -23,7 +23,7 @@ from .inswapper import InSwapper, SwapJob, load_emap, paste_region
 from .landmarks import Landmarks106
 from .face import Face
 from .recognizer import ArcFace, cosine
-from .registry import MODELS, locate, require
+from .registry import MODELS, ModelError, locate, require
 from .scrfd import ScrfdDetector
 from .sessions import SessionCache, SessionOptions
 
@@ -78,12 +78,17 @@ class ModelHub:
         return "w600k_r50" if locate(MODELS["w600k_r50"], self.settings.models_dir) else "w600k_mbf"
 
     @property
+    def mit_only(self) -> bool:
+        """`--detector centerface`: no InsightFace weights at all (no landmarks, no recognizer)."""
+        return self.settings.detector == "centerface"
+
+    @property
     def analyser(self) -> FaceAnalyser:
         if self._analyser is None:
             self._analyser = FaceAnalyser(
                 detector=self._detector(),
-                landmarks=Landmarks106(self.session("2d106det")),
-                recognizer=ArcFace(self.session(self.recognizer_name())),
+                landmarks=None if self.mit_only else Landmarks106(self.session("2d106det")),
+                recognizer=None if self.mit_only else ArcFace(self.session(self.recognizer_name())),
                 detect_every=self.settings.detect_every,
                 hold_frames=self.settings.hold_frames,
             )
@@ -141,6 +146,10 @@ class ClassicSwapper:
         photo = self.analyser.source_face(image)
         return ClassicSource(classic.prepare_source(photo), photo.note)
 
+    @property
+    def can_identify(self) -> bool:
+        return self.analyser.can_identify
+
     def identify(self, image: np.ndarray) -> np.ndarray:
         return self.analyser.identify(image)
 
@@ -167,6 +176,9 @@ class NeuralSwapper:
     name = "inswapper"
 
     def __init__(self, hub: ModelHub, model_path: Path | None = None) -> None:
+        if hub.mit_only:
+            raise ModelError("inswapper needs InsightFace's recognizer; the MIT-only pipeline (--detector "
+                             "centerface) runs the classic swapper only")
         path = model_path or require("inswapper_128", hub.settings.models_dir)
         self.swapper = InSwapper(hub.session("inswapper_128", path), load_emap(path))
         self.analyser = hub.analyser
@@ -175,6 +187,8 @@ class NeuralSwapper:
         photo = self.analyser.source_face(image)
         assert photo.face.embedding is not None
         return NeuralSource(self.swapper.latent(photo.face.embedding), photo.face.embedding, photo.note)
+
+    can_identify = True
 
     def identify(self, image: np.ndarray) -> np.ndarray:
         return self.analyser.identify(image)
@@ -221,6 +235,8 @@ class FaceEnhancer:
 
 def auto_swapper_name(settings: ModelSettings) -> tuple[str, str]:
     """`inswapper` when its weights are found, else `classic`; and why."""
+    if settings.detector == "centerface":
+        return "classic", "the MIT-only pipeline (--detector centerface) has the classic swapper only"
     path = locate(MODELS["inswapper_128"], settings.models_dir)
     if path is not None:
         return "inswapper", f"found {path}"

@@ -116,9 +116,10 @@ class Pipeline:
 
     def prepare_face_map(self, pairs: Sequence[FacePair]) -> list[MappedFace | ProtocolError]:
         """Each pair's sources and its target person's embedding, computed once (off the loop)."""
-        identifiers = [p for p in self.processors if hasattr(p, "identify")]
+        identifiers = [p for p in self.processors if getattr(p, "can_identify", False)]
         if not identifiers:
-            raise ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, "this server's frame processors swap no faces")
+            raise ProtocolError(ErrorCode.UNEXPECTED_MESSAGE,
+                                "face maps need a face swapper with a face recognizer, which this server does not run")
         results: list[MappedFace | ProtocolError] = []
         for pair in pairs:
             try:

@@ -184,3 +184,24 @@ async def test_face_map_routes_two_sources_to_two_people(start_server, http, fac
     for box, own, other in ((first, sources[0], sources[1]), (second, sources[1], sources[0])):
         face = min(faces, key=lambda f: np.abs(f.box - box).sum())
         assert cosine(face.embedding, own) > cosine(face.embedding, other)
+
+
+async def test_mit_only_pipeline_swaps_with_centerface_alone(start_server, http, face_boxes):
+    """--detector centerface: no InsightFace weights are loaded, and faces are still swapped."""
+    from server.app import DEVICES
+
+    server = await start_server(frame_processors=("face_swapper",), detector="centerface")
+    from models.centerface import CenterFaceDetector
+
+    analyser = server.app[DEVICES][0].pipeline.processors[0].analyser
+    assert isinstance(analyser.detector, CenterFaceDetector)
+    assert analyser.landmarks is None and analyser.recognizer is None
+    async with http.ws_connect(server.make_url("/")) as ws:
+        await send_json(ws, SourceFace(image=TOM.read_bytes()))
+        assert (await receive(ws)).status == "success"
+        output = await swapped_frame(ws)
+        await send_json(ws, FaceMap(pairs=(FacePair(TOM.read_bytes(), TOM.read_bytes()),)))
+        error = await receive(ws)
+        assert isinstance(error, Error) and "recognizer" in error.message
+    faces, background = media.region_changes(media.decode(media.jpeg(media.group_photo())), output, face_boxes)
+    assert min(faces) > 8.0 and background < 2.0

@@ -56,3 +56,13 @@ def region_changes(original: np.ndarray, output: np.ndarray, boxes: list[np.ndar
         inner.append(float(diff[int(y1 + h / 4):int(y2 - h / 4), int(x1 + w / 4):int(x2 - w / 4)].mean()))
         background[max(0, int(y1 - h)):int(y2 + h), max(0, int(x1 - w)):int(x2 + w)] = False
     return inner, float(diff[background].mean())
+
+
+def write_video(path: Path, frames: int, width: int = 640, height: int = 480, fps: float = 30.0) -> Path:
+    """An mp4 of numbered real-face frames (the group photo), for clients to stream."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened()
+    for index in range(frames):
+        writer.write(numbered_frame(index, width, height))
+    writer.release()
+    return path

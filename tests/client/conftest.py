@@ -4,13 +4,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -57,12 +55,6 @@ def ws_url(server: TestServer) -> str:
     return str(server.make_url("/")).replace("http", "ws", 1)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def client_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "FACESTREAM_TOKEN")}
     env["PYTHONPATH"] = str(REPO)
@@ -105,16 +97,7 @@ def face_path(tmp_path_factory) -> Path:
     return path
 
 
-def write_face_video(path: Path, frames: int, width: int = 640, height: int = 480, fps: float = 30.0) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    assert writer.isOpened()
-    for index in range(frames):
-        writer.write(media.numbered_frame(index, width, height))
-    writer.release()
-    return path
-
-
 @pytest.fixture(scope="session")
 def face_video(tmp_path_factory) -> Path:
     """A 30-frame 640x480 video of real faces, each frame numbered."""
-    return write_face_video(tmp_path_factory.mktemp("video") / "faces.mp4", 30)
+    return media.write_video(tmp_path_factory.mktemp("video") / "faces.mp4", 30)

@@ -22,11 +22,11 @@ from server.app import SESSIONS, create_app
 from server.config import ServerConfig
 from server.tls import make_self_signed, server_ssl_context
 from tests import media
+from perf.spawn import free_port
 from tests.client.conftest import (
     PASSTHROUGH,
     assert_one_line_error,
     finish,
-    free_port,
     run_client,
     start_client,
     until,

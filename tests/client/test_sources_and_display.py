@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,15 +13,6 @@ from client.sources import CameraSource, ImageSource, SyntheticSource, VideoFile
 from tests import media
 
 
-def write_video(path: Path, frames: int, width: int = 320, height: int = 240, fps: float = 30.0) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    assert writer.isOpened()
-    for index in range(frames):
-        writer.write(media.numbered_frame(index, width, height))
-    writer.release()
-    return path
-
-
 def read_all(source) -> list[np.ndarray]:
     frames = []
     while (frame := source.read()) is not None:
@@ -32,7 +22,7 @@ def read_all(source) -> list[np.ndarray]:
 
 
 def test_video_file_plays_once_at_the_stream_size(tmp_path):
-    source = VideoFileSource(write_video(tmp_path / "v.mp4", 5), width=640, height=480, loop=False)
+    source = VideoFileSource(media.write_video(tmp_path / "v.mp4", 5, 320, 240), width=640, height=480, loop=False)
     frames = read_all(source)
     source.close()
     assert len(frames) == 5
@@ -41,7 +31,7 @@ def test_video_file_plays_once_at_the_stream_size(tmp_path):
 
 
 def test_video_file_loops(tmp_path):
-    source = VideoFileSource(write_video(tmp_path / "v.mp4", 3), width=320, height=240, loop=True)
+    source = VideoFileSource(media.write_video(tmp_path / "v.mp4", 3, 320, 240), width=320, height=240, loop=True)
     frames = [source.read() for _ in range(7)]
     source.close()
     assert all(frame is not None for frame in frames)
@@ -71,7 +61,7 @@ def test_fit_resizes_only_when_needed():
 
 
 def test_open_source_picks_the_kind(tmp_path):
-    video = write_video(tmp_path / "v.mp4", 2)
+    video = media.write_video(tmp_path / "v.mp4", 2, 320, 240)
     image = tmp_path / "still.jpg"
     cv2.imwrite(str(image), media.group_photo())
     common = dict(camera_index=0, synthetic=False, width=320, height=240, fps=30.0, loop=False)

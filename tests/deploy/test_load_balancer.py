@@ -18,7 +18,7 @@ from client.connection import StreamClient
 from client.display import Display
 from client.sources import ImageSource
 from tests import media
-from tests.deploy import nginx
+from perf import nginx
 from perf.spawn import SpawnedServer, free_port, spawned_server
 
 CLIENTS = 8

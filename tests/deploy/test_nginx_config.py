@@ -6,7 +6,7 @@ import asyncio
 import aiohttp
 
 from protocol import Stats, StatsRequest
-from tests.deploy import nginx
+from perf import nginx
 from tests.server.wsclient import receive, send_json
 from perf.spawn import free_port, spawned_server
 

@@ -1,4 +1,5 @@
-"""Run Debian's nginx on 127.0.0.1 with the project's own deploy/nginx/facestream.conf."""
+"""Run Debian's nginx on 127.0.0.1 with the project's own deploy/nginx/facestream.conf
+(for the load-balancer test and benchmark; nginx is installed with apt when missing)."""
 from __future__ import annotations
 
 import re
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from tests.system_packages import ensure_program
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "deploy" / "nginx" / "facestream.conf"
 NGINX = Path("/usr/sbin/nginx")
 

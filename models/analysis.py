@@ -79,6 +79,7 @@ class FaceAnalyser:
         detections = self.detector.detect([images[i] for i in detect])
         predicted = [[Face(box=f.box, score=f.score, kps=f.kps) for f in trackers[i].predicted_faces()] for i in follow]
         if self.landmarks is not None:
+            with_landmarks = with_landmarks or every > 1  # following a face later needs its landmarks now
             landmark_images = ([images[i] for i in detect] if with_landmarks else []) + [images[i] for i in follow]
             self.landmarks.annotate(landmark_images, (detections if with_landmarks else []) + predicted)
         faces: list[list[Face]] = [[] for _ in images]

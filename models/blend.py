@@ -31,6 +31,23 @@ class Roi:
         x1, y1 = np.ceil(high + pad).astype(int) + 1
         return cls(max(0, x0), max(0, y0), min(width, x1), min(height, y1))
 
+    @classmethod
+    def of_crop(cls, matrix: np.ndarray, side: int, pad: int, height: int, width: int) -> tuple["Roi", np.ndarray]:
+        """Where an aligned `side`x`side` crop (frame -> crop `matrix`) lies in the frame, grown by
+        `pad`; and the affine taking the crop into that ROI (for warping the crop back)."""
+        inverse = cv2.invertAffineTransform(matrix)
+        corners = np.array([[0, 0], [side, 0], [0, side], [side, side]], np.float32) @ inverse[:, :2].T + inverse[:, 2]
+        low, high = np.floor(corners.min(axis=0)).astype(int) - pad, np.ceil(corners.max(axis=0)).astype(int) + 1 + pad
+        roi = cls(max(0, low[0]), max(0, low[1]), min(width, high[0]), min(height, high[1]))
+        to_roi = inverse.copy()
+        to_roi[:, 2] -= roi.origin
+        return roi, to_roi
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as OpenCV's warps take it."""
+        return self.x1 - self.x0, self.y1 - self.y0
+
     @property
     def empty(self) -> bool:
         return self.x1 <= self.x0 or self.y1 <= self.y0

@@ -36,7 +36,7 @@ class Enhancer:
         self._input_name = session.get_inputs()[0].name
         self._mask = _crop_mask()
 
-    def enhance(self, frames: Sequence[np.ndarray], faces: Sequence[Sequence[Face]], strength: float = 1.0) -> None:
+    def enhance(self, frames: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> None:
         """Restore every face in place; `faces[i]` belong to `frames[i]`."""
         pairs = [(frame, face) for frame, frame_faces in zip(frames, faces) for face in frame_faces]
         if not pairs:
@@ -47,14 +47,9 @@ class Enhancer:
         restored = self.session.run(None, {self._input_name: blob})[0]
         restored = np.clip((restored.transpose(0, 2, 3, 1) + 1) * 127.5, 0, 255).astype(np.uint8)[..., ::-1]
         for (frame, _), matrix, face_crop in zip(pairs, matrices, restored):
-            inverse = cv2.invertAffineTransform(matrix)
-            corners = np.array([[0, 0], [SIZE, 0], [0, SIZE], [SIZE, SIZE]], np.float32) @ inverse[:, :2].T + inverse[:, 2]
-            roi = Roi.around(corners, 0.0, frame.shape[0], frame.shape[1])
+            roi, to_roi = Roi.of_crop(matrix, SIZE, 0, frame.shape[0], frame.shape[1])
             if roi.empty:
                 continue
-            to_roi = inverse.copy()
-            to_roi[:, 2] -= roi.origin
-            size = (roi.x1 - roi.x0, roi.y1 - roi.y0)
-            warped = cv2.warpAffine(np.ascontiguousarray(face_crop), to_roi, size, borderMode=cv2.BORDER_REPLICATE)
-            alpha = cv2.warpAffine(self._mask, to_roi, size, borderValue=0.0) * strength
+            warped = cv2.warpAffine(np.ascontiguousarray(face_crop), to_roi, roi.size, borderMode=cv2.BORDER_REPLICATE)
+            alpha = cv2.warpAffine(self._mask, to_roi, roi.size, borderValue=0.0)
             blend_into(frame, roi, warped, alpha)

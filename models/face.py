@@ -23,10 +23,6 @@ class Face:
         return float(max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1]))
 
 
-def largest(faces: list[Face]) -> Face | None:
-    return max(faces, key=lambda face: face.area, default=None)
-
-
 def _pad_to_multiple(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 

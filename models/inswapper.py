@@ -64,16 +64,11 @@ class InSwapper:
 
 def paste_region(frame_shape: tuple[int, ...], matrix: np.ndarray, fake: np.ndarray) -> tuple[Roi, np.ndarray, np.ndarray]:
     """The swapped crop warped back into its ROI, and the reference blend mask there (0..1)."""
-    inverse = cv2.invertAffineTransform(matrix)
     side = INPUT_SIZE
-    corners = np.array([[0, 0], [side, 0], [0, side], [side, side]], np.float32) @ inverse[:, :2].T + inverse[:, 2]
-    extent = float(max(np.ptp(corners, axis=0)))
-    roi = Roi.around(corners, 0.0, frame_shape[0], frame_shape[1])
-    pad = int(extent / 10) + 12  # >= the blur radius below: the mask fades out inside the ROI
-    roi = Roi(max(0, roi.x0 - pad), max(0, roi.y0 - pad), min(frame_shape[1], roi.x1 + pad), min(frame_shape[0], roi.y1 + pad))
-    to_roi = inverse.copy()
-    to_roi[:, 2] -= roi.origin
-    size = (roi.x1 - roi.x0, roi.y1 - roi.y0)
+    extent = side * float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))) ** -1)  # the crop's side in frame pixels
+    pad = int(extent * np.sqrt(2) / 10) + 12  # >= the blur radius below: the mask fades out inside the ROI
+    roi, to_roi = Roi.of_crop(matrix, side, pad, frame_shape[0], frame_shape[1])
+    size = roi.size
     warped = cv2.warpAffine(fake, to_roi, size, borderValue=0.0)
     white = cv2.warpAffine(np.full((side, side), 255, np.float32), to_roi, size, borderValue=0.0)
     white[white > 20] = 255

@@ -3,8 +3,9 @@
 A processor has a `name`, `prepare_source(image)` (once per client source photo) and
 `process(frames, contexts)` (once per batch: every model step is one ONNX call for all
 faces of all frames). `contexts[i].sources[name]` is what `prepare_source` returned for
-frame i's client (None: no source yet, frame left alone) and `contexts[i].options` its
-live options (see options.py).
+frame i's client (None: no source yet), `contexts[i].face_map` its people-to-sources map
+(a frame with neither is left alone) and `contexts[i].options` its live options (see
+options.py). Swappers that can recognise people also have `can_identify` and `identify`.
 """
 from __future__ import annotations
 
@@ -226,7 +227,8 @@ class FaceEnhancer:
         return None
 
     def process(self, frames: Sequence[np.ndarray], contexts: Sequence[Context]) -> list[np.ndarray]:
-        chosen = [i for i, c in enumerate(contexts) if c.options.get("opacity", 1.0) > 0]
+        chosen = [i for i, c in enumerate(contexts)  # only swapped frames: the others come back as sent
+                  if (any(s is not None for s in c.sources.values()) or c.face_map) and c.options.get("opacity", 1.0) > 0]
         images = [frames[i] for i in chosen]
         faces = self.analyser.analyse(images, [contexts[i].options.get("many_faces", True) for i in chosen], False)
         self.enhancer.enhance(images, faces)

@@ -1,7 +1,8 @@
 """ArcFace recognizer: 512-d identity embeddings, batched over faces.
 
-Used once per client when its source face arrives (never per frame): inswapper takes the
-embedding as its latent, and tests use it to check that a swap changed identity.
+Used when a client's source face or face map arrives (inswapper takes the embedding as its
+latent) and, for clients with a face map, once per face track to tell who it is: never
+once per frame.
 """
 from __future__ import annotations
 

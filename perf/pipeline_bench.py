@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import classic  # noqa: E402
 from models.processors import ModelHub, ModelSettings, NeuralSwapper  # noqa: E402
 from perf.synthetic_models import inswapper_like  # noqa: E402
+from server.config import ServerConfig  # noqa: E402
 from server.jpeg import JpegCodec  # noqa: E402
 
 STAGES = ("decode", "detect", "landmarks", "swap", "encode")
@@ -81,7 +82,8 @@ def main() -> None:
     args = parser.parse_args()
 
     hub = ModelHub(ModelSettings(threads=args.threads))
-    codec = JpegCodec()
+    defaults = ServerConfig()
+    codec = JpegCodec(quality=defaults.jpeg_quality, max_pixels=defaults.max_image_pixels)
     tom = cv2.imread(str(Path(__import__("insightface").__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"))
     if args.swapper == "classic":
         source = classic.prepare_source(hub.analyser.source_face(tom))

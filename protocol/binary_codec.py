@@ -31,10 +31,12 @@ def decode_binary(data: bytes) -> BinaryMessage:
     if len(data) < HEADER_SIZE:
         raise ProtocolError(ErrorCode.BAD_HEADER, f"binary message shorter than the {HEADER_SIZE}-byte header")
     version, kind, _flags, seq, timestamp = HEADER.unpack_from(data)
+    about = "frame" if kind == Kind.FRAME else None  # a broken frame is still a frame received
     if version != VERSION:
-        raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"binary version {version} (this server speaks {VERSION})", seq)
+        raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"binary version {version} (this server speaks {VERSION})",
+                            seq, about)
     if not math.isfinite(timestamp):
-        raise ProtocolError(ErrorCode.INVALID_FIELD, "timestamp must be a finite number", seq)
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "timestamp must be a finite number", seq, about)
     payload = data[HEADER_SIZE:]
     if kind == Kind.FRAME:
         return Frame(jpeg=payload, timestamp=timestamp, seq=seq)

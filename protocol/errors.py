@@ -26,6 +26,7 @@ class ErrorCode(str, enum.Enum):
     PROCESSING_FAILED = "processing_failed"
     UNEXPECTED_MESSAGE = "unexpected_message"
     BAD_CONFIG = "bad_config"
+    UNSUPPORTED = "unsupported"  # this server cannot do what was asked (e.g. face maps without a recognizer)
 
     def __str__(self) -> str:
         return self.value

@@ -39,6 +39,7 @@ CONFIG = web.AppKey("config", ServerConfig)
 STATS = web.AppKey("stats", ServerStats)
 DEVICES = web.AppKey("devices", list)
 WORKERS = web.AppKey("workers", ThreadPoolExecutor)
+PREPARERS = web.AppKey("preparers", ThreadPoolExecutor)  # source photos: never in the batches' way
 SESSIONS = web.AppKey("sessions", set)
 CLIENT_IDS = web.AppKey("client_ids", itertools.count)
 TOKENS = web.AppKey("tokens", TokenStore)
@@ -71,6 +72,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     codec_pool = ThreadPoolExecutor(config.codec_threads, thread_name_prefix="codec")
     app[WORKERS] = ThreadPoolExecutor(config.batches_in_flight * len(config.devices), thread_name_prefix="batch")
+    app[PREPARERS] = ThreadPoolExecutor(len(config.devices), thread_name_prefix="prepare")
     devices: list[Device] = []
     app[DEVICES] = devices
     try:
@@ -89,6 +91,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         for device in devices:
             await device.batcher.stop()
         app[WORKERS].shutdown(wait=True)
+        app[PREPARERS].shutdown(wait=True)
         codec_pool.shutdown(wait=True)
 
 
@@ -137,8 +140,9 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         ws=ws,
         stats=app[STATS],
         batcher=device.batcher,
-        prepare_sources=lambda data: loop.run_in_executor(app[WORKERS], device.pipeline.prepare_sources, data),
-        prepare_face_map=lambda pairs: loop.run_in_executor(app[WORKERS], device.pipeline.prepare_face_map, pairs),
+        prepare_sources=lambda data: loop.run_in_executor(app[PREPARERS], device.pipeline.prepare_sources, data),
+        prepare_face_map=lambda pairs: loop.run_in_executor(
+            app[PREPARERS], device.pipeline.prepare_face_map, pairs, config.max_source_bytes),
         default_sources=device.default_sources,
         default_options=dict(config.options),
         limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes),
@@ -188,11 +192,17 @@ async def _readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "clients": len(app[SESSIONS])})
 
 
+def _from_this_machine(request: web.Request) -> bool:
+    """A direct request from a local program: not relayed by a proxy, not sent by a web page."""
+    relayed = any(h in request.headers for h in ("Origin", "X-Forwarded-For", "Forwarded", "Via"))
+    return is_loopback(request.remote or "") and not relayed
+
+
 async def _drain(request: web.Request) -> web.Response:
     """POST /admin/drain: needs the token when one is set, else a request from this machine."""
     app = request.app
-    if not app[TOKENS].enabled and not is_loopback(request.remote or ""):
-        raise web.HTTPForbidden(text="set --token to drain from another machine\n")
+    if not app[TOKENS].enabled and not _from_this_machine(request):
+        raise web.HTTPForbidden(text="set --token to drain through a proxy, a browser or another machine\n")
     app[DRAIN].start()
     return web.json_response({"status": "draining", "clients": len(app[SESSIONS])}, status=202)
 

@@ -92,7 +92,8 @@ class Batcher:
             loop = asyncio.get_running_loop()
             timings = await loop.run_in_executor(self._executor, self._pipeline.run, works)
             self._stats.record_batch(len(batch), timings.decode_s, timings.process_s, timings.encode_s)
-            self._load.record(timings.total_s, len(batch), [taken_at - job.received_at for _, job, _ in batch])
+            # The device's load is its model time; decode and encode run on the codec pool.
+            self._load.record(timings.process_s, len(batch), [taken_at - job.received_at for _, job, _ in batch])
         except Exception:  # the pipeline isolates frame failures; this is a bug, fail the batch loudly
             log.exception("batch of %d frames crashed", len(batch))
             for work in works:

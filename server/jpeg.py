@@ -21,7 +21,7 @@ _JPEG_SOI = b"\xff\xd8"
 class JpegCodec:
     """Thread-safe: PyTurboJPEG opens a libjpeg-turbo handle per call and releases the GIL."""
 
-    def __init__(self, quality: int = 85, max_pixels: int = 3840 * 2160) -> None:
+    def __init__(self, quality: int, max_pixels: int) -> None:
         self._turbo = TurboJPEG()
         self.quality = quality
         self.max_pixels = max_pixels

@@ -21,6 +21,7 @@ from models.processors import MappedFace
 from protocol import ErrorCode, FacePair, ProtocolError
 
 from .jpeg import JpegCodec
+from .limits import check_source_size
 from .processors import FrameContext, FrameProcessor
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ class FrameWork:
     context: FrameContext
     result: bytes | None = None
     error: ProtocolError | None = None
-    processing_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,9 @@ class Pipeline:
                 return [None]
             log.warning("batch of %d failed; retrying its frames one by one", len(works), exc_info=True)
         outputs: list[np.ndarray | None] = []
-        for work, image in zip(works, images):
-            outputs.extend(self._process_isolating_failures([work], [image]))
+        for work in works:  # decoded afresh: the failed run may have painted on some frames already
+            fresh = self._decode(work)
+            outputs.extend(self._process_isolating_failures([work], [fresh]) if fresh is not None else [None])
         return outputs
 
     def run(self, works: list[FrameWork]) -> BatchTimings:
@@ -102,27 +103,29 @@ class Pipeline:
         decoded = [(work, image) for work, image in zip(works, images) if image is not None]
         after_decode = time.perf_counter()
         outputs: list[np.ndarray | None] = []
+        locked_at = after_decode
         if decoded:
             with self.device_lock:
+                locked_at = time.perf_counter()  # waiting for the previous batch is not processing
                 outputs = self._process_isolating_failures([w for w, _ in decoded], [i for _, i in decoded])
         after_process = time.perf_counter()
         to_encode = [(work, image) for (work, _), image in zip(decoded, outputs) if image is not None]
         for (work, _), jpeg in zip(to_encode, self._fan_out(lambda pair: self.codec.encode(pair[1]), to_encode)):
             work.result = jpeg
         end = time.perf_counter()
-        for work in works:
-            work.processing_s = end - start
-        return BatchTimings(after_decode - start, after_process - after_decode, end - after_process)
+        return BatchTimings(after_decode - start, after_process - locked_at, end - after_process)
 
-    def prepare_face_map(self, pairs: Sequence[FacePair]) -> list[MappedFace | ProtocolError]:
+    def prepare_face_map(self, pairs: Sequence[FacePair], max_bytes: int) -> list[MappedFace | ProtocolError]:
         """Each pair's sources and its target person's embedding, computed once (off the loop)."""
         identifiers = [p for p in self.processors if getattr(p, "can_identify", False)]
         if not identifiers:
-            raise ProtocolError(ErrorCode.UNEXPECTED_MESSAGE,
+            raise ProtocolError(ErrorCode.UNSUPPORTED,
                                 "face maps need a face swapper with a face recognizer, which this server does not run")
         results: list[MappedFace | ProtocolError] = []
         for pair in pairs:
             try:
+                check_source_size(pair.source, max_bytes)
+                check_source_size(pair.target, max_bytes)
                 sources = self.prepare_sources(pair.source)
                 target = self.codec.decode_any(pair.target)
                 with self.device_lock:

@@ -19,7 +19,7 @@ from aiohttp.abc import AbstractAccessLogger
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = ("/healthz", "/static/")  # health checks and the page's own files need no token
+OPEN_PATHS = ("/healthz", "/readyz", "/static/")  # health checks and the page's own files need no token
 
 
 class TokenStore:
@@ -47,7 +47,7 @@ class TokenStore:
     def accepts(self, presented: str | None) -> bool:
         if presented is None:
             return False
-        candidate = presented.encode()
+        candidate = presented.encode("utf-8", "surrogateescape")  # any bytes a header may carry
         matched = False
         for token in self._tokens:  # no early exit: the time taken says nothing about which token
             matched |= hmac.compare_digest(candidate, token)
@@ -67,7 +67,8 @@ def is_websocket_upgrade(request: web.Request) -> bool:
 
 
 def needs_token(request: web.Request) -> bool:
-    """The WebSocket and the numbers need a token; the page, its files and /healthz do not."""
+    """The WebSocket, the numbers and the admin routes need a token; the page, its files and the
+    health checks (which load balancers probe without credentials) do not."""
     if request.path.startswith(OPEN_PATHS):
         return False
     return request.path != "/" or is_websocket_upgrade(request)

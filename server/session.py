@@ -42,6 +42,7 @@ from protocol import (
     encode_json,
 )
 
+from .limits import check_source_size
 from .pipeline import FrameWork
 from .processors import FrameContext
 from .stats import FrameCounts, ServerStats
@@ -72,8 +73,8 @@ FaceMapPreparer = Callable[[tuple[FacePair, ...]], "asyncio.Future[list[MappedFa
 
 @dataclass(frozen=True)
 class SessionLimits:
-    max_fps: float = 60.0  # a client's frames are taken at most this often; the rest are superseded
-    max_source_bytes: int = 10 * 1024 * 1024
+    max_fps: float  # a client's frames are taken at most this often; the rest are superseded
+    max_source_bytes: int
 
 
 class ClientSession:
@@ -87,7 +88,7 @@ class ClientSession:
         prepare_face_map: FaceMapPreparer,
         default_sources: dict[str, object] | None,
         default_options: dict[str, Any],
-        limits: SessionLimits = SessionLimits(),
+        limits: SessionLimits,
     ) -> None:
         self.client_id = client_id
         self.ws = ws
@@ -186,17 +187,20 @@ class ClientSession:
                                face_map=self._face_map, state=self.processor_state, time=job.received_at)
         return job, FrameWork(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context)
 
+    def _refusal(self, exc: Exception, what: str) -> ProtocolError:
+        """The error to report for a failed preparation; a processor bug must not end the connection."""
+        if not isinstance(exc, ProtocolError):
+            log.error("preparing client %s's %s failed", self.client_id, what, exc_info=exc)
+            exc = ProtocolError(ErrorCode.PROCESSING_FAILED, f"the server failed to prepare this {what}")
+        self._stats.errors[exc.code.value] += 1
+        return exc
+
     async def _set_source(self, image: bytes) -> None:
         try:
-            if len(image) > self.limits.max_source_bytes:
-                raise ProtocolError(
-                    ErrorCode.IMAGE_TOO_LARGE,
-                    f"source image is {len(image)} bytes; this server accepts at most {self.limits.max_source_bytes}",
-                )
+            check_source_size(image, self.limits.max_source_bytes)
             self._sources = await self._prepare_sources(image)
-        except ProtocolError as exc:
-            self._stats.errors[exc.code.value] += 1
-            await self.send_control(SourceFaceConfirmation(status="error", message=exc.message))
+        except Exception as exc:  # noqa: BLE001 - see _refusal
+            await self.send_control(SourceFaceConfirmation(status="error", message=self._refusal(exc, "face").message))
             return
         notes = [getattr(source, "note", "") for source in self._sources.values()]
         message = "; ".join(["Source face set", *filter(None, notes)])
@@ -204,19 +208,21 @@ class ClientSession:
 
     async def _set_face_map(self, pairs: tuple[FacePair, ...]) -> None:
         """All pairs are checked; the map replaces the previous one only if every pair is usable."""
-        too_big = [i for i, p in enumerate(pairs) if max(len(p.source), len(p.target)) > self.limits.max_source_bytes]
-        if too_big:
-            raise ProtocolError(ErrorCode.IMAGE_TOO_LARGE,
-                                f"face_map pair {too_big[0] + 1}: images may be at most {self.limits.max_source_bytes} bytes")
-        results = await self._prepare_face_map(pairs)
+        try:
+            results = await self._prepare_face_map(pairs)
+        except Exception as exc:  # noqa: BLE001 - see _refusal
+            message = self._refusal(exc, "face map").message
+            await self.send_control(FaceMapConfirmation(status="error", message=message))
+            return
         statuses = tuple(
             PairStatus("error", r.message) if isinstance(r, ProtocolError) else PairStatus("success", "")
             for r in results
         )
-        refused = sum(s.status == "error" for s in statuses)
+        refused = [r for r in results if isinstance(r, ProtocolError)]
         if refused:
-            self._stats.errors[ErrorCode.NO_FACE.value] += refused
-            message = f"{refused} of {len(pairs)} pairs refused; the face map was not changed"
+            for error in refused:
+                self._stats.errors[error.code.value] += 1
+            message = f"{len(refused)} of {len(pairs)} pairs refused; the face map was not changed"
             await self.send_control(FaceMapConfirmation(status="error", message=message, pairs=statuses))
             return
         self._face_map = tuple(r for r in results if not isinstance(r, ProtocolError))
@@ -231,7 +237,9 @@ class ClientSession:
             return
         if work.error is not None:
             self._count("failed")
-            self.queue_control(self._error_message(work.error))
+            error = self._error_message(work.error)
+            if len(self._control) < CONTROL_BACKLOG:  # a client that does not read is told no more
+                self.queue_control(error)
             return
         if job.take_index < self._newest_result:
             self._count("superseded")  # a newer frame of ours already came back
@@ -285,7 +293,7 @@ class ClientSession:
                         data, opcode = self._reply_bytes(job, jpeg)
                         try:
                             await self.ws.send_frame(data, opcode)
-                        except ConnectionError:
+                        except BaseException:  # gone, or cancelled by close(): the frame ends here
                             self._count("failed")
                             raise
                         self._count("processed")

@@ -31,6 +31,7 @@ export const ErrorCode = Object.freeze({
   PROCESSING_FAILED: "processing_failed",
   UNEXPECTED_MESSAGE: "unexpected_message",
   BAD_CONFIG: "bad_config",
+  UNSUPPORTED: "unsupported",
 });
 
 export class ProtocolError extends Error {

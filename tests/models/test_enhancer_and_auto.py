@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from models.processors import ClassicSwapper, FaceEnhancer, ModelHub, ModelSettings, NeuralSwapper, build_swapper
@@ -25,7 +26,9 @@ class Context:
 def test_enhancer_changes_faces_only(hub, tmp_path):
     enhancer = FaceEnhancer(hub, model_path=gfpgan_like(tmp_path / "GFPGANv1.4.onnx"))
     frame = media.group_photo()
-    output = enhancer.process([frame.copy()], [Context()])[0]
+    swapped, alone = enhancer.process([frame.copy(), frame.copy()], [Context(sources={"classic": "a face"}), Context()])
+    assert np.array_equal(alone, frame), "a client without a source face gets its frame back as sent"
+    output = swapped
     faces = hub.analyser.analyse([frame], [True], False)[0]
     inside, background = media.region_changes(frame, output, [face.box for face in faces])
     assert min(inside) > 3.0, inside

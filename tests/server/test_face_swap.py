@@ -201,7 +201,8 @@ async def test_mit_only_pipeline_swaps_with_centerface_alone(start_server, http,
         assert (await receive(ws)).status == "success"
         output = await swapped_frame(ws)
         await send_json(ws, FaceMap(pairs=(FacePair(TOM.read_bytes(), TOM.read_bytes()),)))
-        error = await receive(ws)
-        assert isinstance(error, Error) and "recognizer" in error.message
+        refused = await receive(ws)
+        assert isinstance(refused, FaceMapConfirmation) and refused.status == "error"
+        assert "recognizer" in refused.message
     faces, background = media.region_changes(media.decode(media.jpeg(media.group_photo())), output, face_boxes)
     assert min(faces) > 8.0 and background < 2.0

@@ -196,3 +196,30 @@ async def test_soak_eight_clients_for_a_minute():
     assert rss_end - rss_start < 32
     assert fds_end - fds_start <= 4
     assert_accounted(stats)
+
+
+async def test_a_result_cut_off_mid_send_is_still_accounted():
+    """close() while the sender is blocked in a send (a client that stopped reading)."""
+    from server.pipeline import FrameWork
+    from server.processors import FrameContext
+    from server.session import ClientSession, FrameJob, SessionLimits
+    from server.stats import ServerStats
+
+    class StuckSocket:
+        async def send_frame(self, data, opcode):
+            await asyncio.Event().wait()  # never drains
+
+    class NoBatcher:
+        def mark_ready(self, session): ...
+        def forget(self, session): ...
+
+    stats = ServerStats()
+    session = ClientSession(1, StuckSocket(), stats, NoBatcher(), None, None, None, {},
+                            SessionLimits(max_fps=60, max_source_bytes=1000))
+    session._offer(Frame(jpeg=b"x", timestamp=1.0, seq=1), binary=True)
+    job, work = session.take()
+    work.result = b"jpeg"
+    session.complete(job, work)
+    await asyncio.sleep(0.05)  # the sender is now inside send_frame
+    await session.close()
+    assert stats.frames.received == 1 and stats.frames.in_flight == 0 and stats.frames.failed == 1

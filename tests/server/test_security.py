@@ -130,3 +130,19 @@ def test_loopback_detection(host, loopback):
     from server.security import is_loopback
 
     assert is_loopback(host) is loopback
+
+
+async def test_a_token_that_is_not_utf8_is_refused_not_a_crash(start_server, http):
+    server = await start_server(tokens=(TOKEN,))
+    headers = {"Authorization": "Bearer \udcff\udcfe".encode("utf-8", "surrogateescape").decode("latin-1")}
+    async with http.get(server.make_url("/stats"), headers=headers) as response:
+        assert response.status == 401
+
+
+async def test_drain_without_a_token_is_only_for_local_programs(start_server, http):
+    server = await start_server()
+    for header in ({"Origin": "http://evil.example"}, {"X-Forwarded-For": "198.51.100.7"}):
+        async with http.post(server.make_url("/admin/drain"), headers=header) as response:
+            assert response.status == 403, header
+    async with http.get(server.make_url("/readyz")) as response:
+        assert response.status == 200, "refused drains change nothing"

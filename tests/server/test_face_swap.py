@@ -206,3 +206,22 @@ async def test_mit_only_pipeline_swaps_with_centerface_alone(start_server, http,
         assert "recognizer" in refused.message
     faces, background = media.region_changes(media.decode(media.jpeg(media.group_photo())), output, face_boxes)
     assert min(faces) > 8.0 and background < 2.0
+
+
+async def test_map_unmatched_default_gives_everyone_else_the_source_face(start_server, http, face_boxes):
+    group = media.group_photo()
+    x1, y1, x2, y2 = face_boxes[0]
+    w, h = x2 - x1, y2 - y1
+    target = media.jpeg(group[max(0, int(y1 - h)):int(y2 + h), max(0, int(x1 - w)):int(x2 + w)])
+    astronaut = media.jpeg(cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    server = await start_server(frame_processors=("classic",))
+    async with http.ws_connect(server.make_url("/")) as ws:
+        await send_json(ws, SourceFace(image=astronaut))
+        await receive(ws)
+        await send_json(ws, FaceMap(pairs=(FacePair(TOM.read_bytes(), target),)))
+        assert (await receive(ws)).status == "success"
+        await send_json(ws, Config(options={"map_unmatched": "default", "smoothing": 0}))
+        assert (await receive(ws)).options["map_unmatched"] == "default"
+        output = await swapped_frame(ws)
+    changes, _ = media.region_changes(media.decode(media.jpeg(group)), output, face_boxes)
+    assert min(changes) > 8, f"the mapped person and everyone else are swapped: {changes}"

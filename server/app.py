@@ -25,6 +25,7 @@ from .config import ServerConfig
 from .devices import Device, DeviceLoad, least_loaded
 from .drain import Drain
 from .jpeg import JpegCodec
+from .memory import release_freed_memory
 from .pipeline import Pipeline
 from .processors import build_processors
 from .security import TokenStore, access_middleware, is_loopback
@@ -81,11 +82,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[STATS].devices = devices
         if config.source is not None:
             log.info("default source face: %s", config.source)
-        idle_watch = asyncio.create_task(_close_idle_sessions(app), name="idle-watch")
+        housekeeping = [asyncio.create_task(_close_idle_sessions(app), name="idle-watch"),
+                        asyncio.create_task(release_freed_memory(), name="malloc-trim")]
         app[READY].set()
         yield
-        idle_watch.cancel()
-        await asyncio.gather(idle_watch, return_exceptions=True)
+        for task in housekeeping:
+            task.cancel()
+        await asyncio.gather(*housekeeping, return_exceptions=True)
         await app[DRAIN].stop()
     finally:
         for device in devices:

@@ -173,7 +173,13 @@ def test_atheris_fuzzes_both_codecs():
 
 @pytest.mark.slow
 async def test_soak_eight_clients_for_a_minute():
-    """60 s of 8 clients on the embedded default pipeline: RSS and fds must not creep up."""
+    """60 s of 8 clients on the embedded default pipeline: RSS and fds must not creep up.
+
+    RSS is sampled every 10 s. The allocator's heap moves up and down by up to ~80 MB with
+    the mix of batch shapes (measured here); a leak instead lifts the floor, so the floor of
+    the last 30 s is compared with the floor of the first 30 s. Over ~2,400 frames a 64 MB
+    bound catches anything that keeps more than ~27 KB per frame (a frame is ~900 KB).
+    """
     from perf.drive import drive_client
 
     tom = media.insightface_image("Tom_Hanks_54745.png")
@@ -186,23 +192,23 @@ async def test_soak_eight_clients_for_a_minute():
             await asyncio.gather(*(drive_client(server.ws_url, jpeg, i % 2 == 0, stop_at, []) for i in range(8)))
 
         await phase(20)  # warm-up: allocators, thread pools, every batch shape
-        rss_start, fds_start = rss_mb(pid), open_fds(pid)
-        await phase(60)
-        rss_end, fds_end = rss_mb(pid), open_fds(pid)
+        samples, fds_start = [rss_mb(pid)], open_fds(pid)
+        for _ in range(6):
+            await phase(10)
+            samples.append(rss_mb(pid))
+        fds_end = open_fds(pid)
         async with aiohttp.ClientSession() as http:
             stats = await settle(http, server.http_url)
-    print(f"\nsoak 60 s x 8 clients: RSS {rss_start:.1f} -> {rss_end:.1f} MB, fds {fds_start} -> {fds_end}, "
+    print(f"\nsoak 60 s x 8 clients: RSS every 10 s {[round(s) for s in samples]} MB, fds {fds_start} -> {fds_end}, "
           f"{stats['frames_processed']} frames processed")
-    assert rss_end - rss_start < 32
+    assert min(samples[-3:]) - min(samples[:3]) < 64, samples
     assert fds_end - fds_start <= 4
     assert_accounted(stats)
 
 
 async def test_a_result_cut_off_mid_send_is_still_accounted():
     """close() while the sender is blocked in a send (a client that stopped reading)."""
-    from server.pipeline import FrameWork
-    from server.processors import FrameContext
-    from server.session import ClientSession, FrameJob, SessionLimits
+    from server.session import ClientSession, SessionLimits
     from server.stats import ServerStats
 
     class StuckSocket:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 from .config import DEFAULT_SERVER_URL, ClientConfig
@@ -19,25 +19,27 @@ from .virtualcam import FALLBACKS
 TOKEN_ENV = "FACESTREAM_TOKEN"
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+Number = TypeVar("Number", int, float)
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
+def positive(kind: Callable[[str], Number]) -> Callable[[str], Number]:
+    """An argparse type: `kind` (int or float) parsed from the text, and above 0."""
+    def parse(text: str) -> Number:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+def non_negative(kind: Callable[[str], Number]) -> Callable[[str], Number]:
+    """An argparse type: `kind` (int or float) parsed from the text, and at least 0."""
+    def parse(text: str) -> Number:
+        value = kind(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+        return value
+    return parse
 
 
 def _in_range(option: LiveOption) -> Callable[[str], float]:
@@ -100,12 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"access token, sent as 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV} if set)")
     net.add_argument("--binary", action="store_true",
                      help="send frames as binary messages (raw JPEG, ~1/3 smaller); JSON with base64 otherwise")
-    net.add_argument("--connect-timeout", metavar="SECONDS", type=_positive_float, default=defaults.connect_timeout_s,
+    net.add_argument("--connect-timeout", metavar="SECONDS", type=positive(float), default=defaults.connect_timeout_s,
                      help="seconds to wait for one connection attempt")
-    net.add_argument("--connect-retries", metavar="N", type=_non_negative_int, default=defaults.connect_retries,
+    net.add_argument("--connect-retries", metavar="N", type=non_negative(int), default=defaults.connect_retries,
                      help="retries of the first connection before giving up (after the first success the "
                      "client retries forever)")
-    net.add_argument("--reconnect-max", metavar="SECONDS", type=_positive_float, default=defaults.reconnect_max_s,
+    net.add_argument("--reconnect-max", metavar="SECONDS", type=positive(float), default=defaults.reconnect_max_s,
                      help="longest wait between reconnect attempts, in seconds")
     net.add_argument("--stats", action="store_true", help="print the server's statistics once and exit")
 
@@ -119,20 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--loop", action="store_true", help="play --input video again from the start when it ends")
     src.add_argument("--synthetic", action="store_true",
                      help="stream a generated test pattern instead of the camera (no camera needed)")
-    src.add_argument("--width", metavar="PX", type=_positive_int, default=defaults.width, help="frame width sent")
-    src.add_argument("--height", metavar="PX", type=_positive_int, default=defaults.height, help="frame height sent")
-    src.add_argument("--fps", metavar="FPS", type=_positive_float, default=defaults.fps,
+    src.add_argument("--width", metavar="PX", type=positive(int), default=defaults.width, help="frame width sent")
+    src.add_argument("--height", metavar="PX", type=positive(int), default=defaults.height, help="frame height sent")
+    src.add_argument("--fps", metavar="FPS", type=positive(float), default=defaults.fps,
                      help="frames per second read from the source (a camera may round it)")
     src.add_argument("--quality", type=int, default=defaults.quality, choices=range(1, 101), metavar="1..100",
                      help="JPEG quality of the frames sent")
-    src.add_argument("--in-flight", metavar="K", type=_positive_int, default=defaults.in_flight,
+    src.add_argument("--in-flight", metavar="K", type=positive(int), default=defaults.in_flight,
                      help="most frames sent and not yet answered; frames beyond are skipped")
-    src.add_argument("--frame-timeout", metavar="SECONDS", type=_positive_float, default=defaults.frame_timeout_s,
+    src.add_argument("--frame-timeout", metavar="SECONDS", type=positive(float), default=defaults.frame_timeout_s,
                      help="seconds after which an unanswered frame no longer counts as in flight")
 
     out = parser.add_argument_group("output")
     out.add_argument("--headless", action="store_true", help="show no window (servers, CI, tests)")
-    out.add_argument("--max-frames", metavar="N", type=_positive_int, help="stop after this many processed frames")
+    out.add_argument("--max-frames", metavar="N", type=positive(int), help="stop after this many processed frames")
     out.add_argument("--record", type=Path, metavar="OUT.mp4", help="write the processed stream to this video file")
     out.add_argument("--virtual-cam", nargs="?", const="", default=None, metavar="DEVICE",
                      help="send the processed stream to a virtual webcam for video calls (needs pip install "

@@ -73,6 +73,8 @@ from .virtualcam import VirtualCamera
 log = logging.getLogger(__name__)
 
 STATS_TIMEOUT_S = 15.0
+CONNECTION_ENDED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.ERROR)
 
 T = TypeVar("T")
 
@@ -237,8 +239,7 @@ class StreamClient:
                 raw = await ws.receive(timeout=remaining)
             except asyncio.TimeoutError:
                 continue
-            if raw.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
-                            aiohttp.WSMsgType.ERROR):
+            if raw.type in CONNECTION_ENDED:
                 self._closed_before_confirmation = close_description(ws, raw)
                 log.warning("%s closed the connection before confirming the source face (%s)",
                             self.config.server_url, self._closed_before_confirmation)
@@ -467,8 +468,7 @@ async def fetch_stats(config: ClientConfig) -> dict[str, Any]:
                     raw = await ws.receive(timeout=remaining)
                 except asyncio.TimeoutError:
                     break
-                if raw.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
-                                aiohttp.WSMsgType.ERROR):
+                if raw.type in CONNECTION_ENDED:
                     raise ConnectError(f"{config.server_url} closed the connection before sending its stats")
                 message = decode_message(raw)
                 if isinstance(message, Stats):

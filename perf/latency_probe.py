@@ -38,7 +38,7 @@ from yarl import URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from client.__main__ import run_loop  # noqa: E402
-from client.cli import TOKEN_ENV  # noqa: E402
+from client.cli import TOKEN_ENV, non_negative, positive  # noqa: E402
 from client.config import DEFAULT_SERVER_URL, ClientConfig  # noqa: E402
 from client.errors import ClientError  # noqa: E402
 from client.transport import ssl_context  # noqa: E402
@@ -200,22 +200,6 @@ def _parse_sweep(text: str) -> list[int]:
     return counts
 
 
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return parse
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latency_probe.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -229,23 +213,23 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--ca-file", type=Path, metavar="PEM", help="trust this certificate for wss://")
     target.add_argument("--insecure", action="store_true", help="do not verify the wss:// certificate")
     load = parser.add_argument_group("load")
-    load.add_argument("--clients", type=_positive(int), default=1, metavar="N", help="concurrent clients (default: 1)")
-    load.add_argument("--processes", type=_positive(int), default=1, metavar="P",
+    load.add_argument("--clients", type=positive(int), default=1, metavar="N", help="concurrent clients (default: 1)")
+    load.add_argument("--processes", type=positive(int), default=1, metavar="P",
                       help="spread the clients over P processes, so the probe is not the bottleneck (default: 1)")
-    load.add_argument("--fps", type=_non_negative, default=30.0,
+    load.add_argument("--fps", type=non_negative(float), default=30.0,
                       help="frames/s per client; 0: as fast as the in-flight window allows (default: 30)")
-    load.add_argument("--duration", type=_positive(float), default=10.0, metavar="S",
+    load.add_argument("--duration", type=positive(float), default=10.0, metavar="S",
                       help="measured seconds (default: 10)")
-    load.add_argument("--warmup", type=_non_negative, default=2.0, metavar="S",
+    load.add_argument("--warmup", type=non_negative(float), default=2.0, metavar="S",
                       help="seconds streamed before measuring, excluded from all figures (default: 2)")
     load.add_argument("--mode", choices=("json", "binary", "both"), default="binary",
                       help="frame encoding; both: one run each (default: binary)")
-    load.add_argument("--in-flight", type=_positive(int), default=2, metavar="K",
+    load.add_argument("--in-flight", type=positive(int), default=2, metavar="K",
                       help="unanswered frames per client, as the client's --in-flight (default: 2)")
     load.add_argument("--scene", choices=SCENES, default="group",
                       help="what the camera sees: group (six faces), astronaut or tom (one face) (default: group)")
-    load.add_argument("--width", type=_positive(int), default=640, metavar="PX")
-    load.add_argument("--height", type=_positive(int), default=480, metavar="PX")
+    load.add_argument("--width", type=positive(int), default=640, metavar="PX")
+    load.add_argument("--height", type=positive(int), default=480, metavar="PX")
     load.add_argument("--quality", type=int, choices=range(1, 101), default=85, metavar="1..100", help="JPEG quality")
     out = parser.add_argument_group("series and output")
     out.add_argument("--sweep", type=_parse_sweep, metavar="clients=1,2,4,8,16",

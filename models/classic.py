@@ -24,8 +24,9 @@ SOURCE_PAD = 0.5  # the source crop keeps half a face of context around the land
 ROI_MARGIN = 0.08
 KEYPOINT_MARGIN = 1.0  # 5 keypoints span only the middle of a face: the ROI reaches further
 # How much of the target's face shape the warp follows (1: all of it, 0: none). Shape is
-# much of what identity is: measured on t1.jpg with Tom Hanks (perf/quality_bench.py),
-# 1.0 left 1 face of 6 closer to the source than to its original by ArcFace, 0.3 left 5.
+# much of what identity is, and the target's shape is its pose: perf/quality_bench.py sweeps
+# it (Tom Hanks onto t1.jpg: 0 leaves 5 of 6 faces closer to the source by ArcFace, 0.3
+# leaves 4 with the eyes and mouth nearer their place, 1.0 leaves 2).
 WARP_DETAIL = 0.3
 
 
@@ -93,14 +94,15 @@ def _affine_maps(per_pixel: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndar
     return map_x.astype(np.float32), map_y.astype(np.float32)
 
 
-def swap_face(frame: np.ndarray, face: Face, source: ClassicSource, options: Mapping[str, object]) -> None:
+def swap_face(frame: np.ndarray, face: Face, source: ClassicSource, options: Mapping[str, object],
+              detail: float = WARP_DETAIL) -> None:
     """Paint `source` over `face` in `frame`, in place, inside the face's ROI only."""
     points, margin = _outline(face)
     roi = Roi.around(points, margin, frame.shape[0], frame.shape[1])
     if roi.empty:
         return
     target = (points - roi.origin).astype(np.float32)
-    map_x, map_y = _warp_maps(target, source, roi.shape, WARP_DETAIL)
+    map_x, map_y = _warp_maps(target, source, roi.shape, detail)
     warped = cv2.remap(source.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     # Paint only where both faces are: the target's hull and the source's real face pixels.
     usable = cv2.remap(source.usable, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)

@@ -2,7 +2,8 @@
 
 Every clip is made from a real photo moved by a known transform per frame, so the true
 position of every keypoint is known: jitter and lag are measured against the truth, not
-against another estimate.
+against another estimate. Identity and pose are measured on the swapped photo with the
+embedded recognizer and detector, against the source's and the original face's.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from models.analysis import FaceAnalyser
 from models.face import Face
+from models.recognizer import cosine
 
 
 @dataclass
@@ -74,11 +76,13 @@ def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ClientState:
-    """Stands in for a server session: the state a client's frames share."""
+    """Stands in for a server session: the state a client's frames share, its sources and face map."""
 
     options: dict = field(default_factory=dict)
     state: dict = field(default_factory=dict)
     time: float = 0.0
+    sources: dict = field(default_factory=dict)
+    face_map: list = field(default_factory=list)
 
 
 def track_clip(analyser: FaceAnalyser, clip: Clip, smoothing: float, with_landmarks: bool = True,
@@ -188,3 +192,44 @@ def frame_to_frame_px(errors: np.ndarray) -> float:
     """How far keypoints move between consecutive frames beyond the true motion (per axis, px):
     the flicker a viewer sees on a still scene."""
     return float(np.nanmean(np.nanstd(np.diff(errors, axis=0), axis=0)) / np.sqrt(2))
+
+
+def person_photo(photo: np.ndarray, face: Face, pad: float = 0.6) -> np.ndarray:
+    """One person of a group photo as a source photo of their own: their box grown by `pad`."""
+    x1, y1, x2, y2 = face.box
+    grow = pad * max(x2 - x1, y2 - y1)
+    x1, y1 = int(max(0, x1 - grow)), int(max(0, y1 - grow))
+    x2, y2 = int(min(photo.shape[1], x2 + grow)), int(min(photo.shape[0], y2 + grow))
+    return np.ascontiguousarray(photo[y1:y2, x1:x2])
+
+
+def identity_and_pose(analyser: FaceAnalyser, original: np.ndarray, swapped: np.ndarray,
+                      source_embeddings: Sequence[np.ndarray]) -> list[dict]:
+    """Per face of `original` (detector order, each with its source's embedding): the ArcFace
+    cosine of the swapped face to its source and to the face it replaced, and how far its 5
+    keypoints moved, in percent of the eye distance (the pose kept)."""
+    targets = analyser.analyse([original], [True], False)[0]
+    outputs = analyser.analyse([swapped], [True], False)[0]
+    analyser.recognizer.annotate([original, swapped], [targets, outputs])
+    rows = []
+    for target, source in zip(targets, source_embeddings):
+        output = min(outputs, key=lambda f: np.abs(f.kps - target.kps).sum())
+        eye = np.linalg.norm(target.kps[0] - target.kps[1])
+        rows.append({
+            "to_source": cosine(output.embedding, source),
+            "to_target": cosine(output.embedding, target.embedding),
+            "pose_error_pct": float(np.linalg.norm(output.kps - target.kps, axis=1).mean() / eye * 100),
+        })
+    return rows
+
+
+def identity_summary(rows: Sequence[dict]) -> dict:
+    return {
+        "faces": len(rows),
+        "closer_to_source": sum(r["to_source"] > r["to_target"] for r in rows),
+        "to_source_mean": float(np.mean([r["to_source"] for r in rows])),
+        "to_target_mean": float(np.mean([r["to_target"] for r in rows])),
+        "pose_error_pct_mean": float(np.mean([r["pose_error_pct"] for r in rows])),
+        "pose_error_pct_max": float(max(r["pose_error_pct"] for r in rows)),
+        "per_face": list(rows),
+    }

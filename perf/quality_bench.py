@@ -14,6 +14,14 @@ Columns:
   lag         how far keypoints trail the truth at 2 px/frame (px)
   drops       faces not swapped in a frame although detected in the frames around it
   ms/frame    analysis (detect + landmarks + tracking) per frame, one client
+
+Identity and pose (Tom Hanks and scikit-image's astronaut onto the six faces of t1.jpg):
+  closer      faces whose swapped face is closer to the source than to the face it replaced
+              (ArcFace cosine, the embedded recognizer)
+  →src →orig  mean cosine of the swapped faces to the source and to the original faces
+  pose max    how far the swapped faces' 5 keypoints moved, mean and worst, % of eye distance
+
+    .venv/bin/python perf/quality_bench.py --identity-only --swapper inswapper --models-dir DIR
 """
 from __future__ import annotations
 
@@ -28,18 +36,23 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import classic  # noqa: E402
-from models.processors import ModelHub, ModelSettings  # noqa: E402
-from models.recognizer import cosine  # noqa: E402
+from models.processors import ModelHub, ModelSettings, build_swapper  # noqa: E402
 from models.tracking import FaceTracker  # noqa: E402
 from perf import quality as q  # noqa: E402
 
 
-def sample_photos() -> tuple[np.ndarray, np.ndarray]:
+WARP_SWEEP = (0.0, classic.WARP_DETAIL, 0.6, 1.0)
+
+
+def sample_photos() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """t1.jpg at a camera's size, and the two source photos the issue names."""
     import insightface
+    from skimage import data
 
     images = Path(insightface.__file__).parent / "data" / "images"
     group = cv2.resize(cv2.imread(str(images / "t1.jpg")), (640, 480), interpolation=cv2.INTER_AREA)
-    return group, cv2.imread(str(images / "Tom_Hanks_54745.png"))
+    return group, {"Tom Hanks": cv2.imread(str(images / "Tom_Hanks_54745.png")),
+                   "astronaut": cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)}
 
 
 def swap_clip(analyser, clip: q.Clip, tracked: list, source: classic.ClassicSource) -> list[np.ndarray]:
@@ -72,43 +85,49 @@ def tracking_cost_ms(analyser, clip: q.Clip, repeats: int = 5) -> float:
     return best
 
 
-def identity_and_pose(analyser, group: np.ndarray, tom: np.ndarray, source: classic.ClassicSource) -> dict:
-    """Every swapped face should look like the source by embedding, yet keep the target's pose."""
-    source_face = analyser.source_face(tom).face
-    targets = analyser.analyse([group], [True], True)[0]
-    analyser.recognizer.annotate([group], [targets])
-    output = group.copy()
-    for face in targets:
-        classic.swap_face(output, face, source, {"color_correction": True})
-    swapped = analyser.analyse([output], [True], False)[0]
-    analyser.recognizer.annotate([output], [swapped])
+def swap_every_face(analyser, photo: np.ndarray, sources: list[classic.ClassicSource], detail: float) -> np.ndarray:
+    """Each face of `photo` (detector order) painted with its own source by the classic warp."""
+    output = photo.copy()
+    for face, source in zip(analyser.analyse([photo], [True], True)[0], sources):
+        classic.swap_face(output, face, source, {"color_correction": True}, detail=detail)
+    return output
+
+
+def warp_sweep(analyser, group: np.ndarray, sources: dict[str, list[np.ndarray]]) -> list[dict]:
+    """Identity and pose of the classic warp as it follows more of the target's shape, per source
+    (a source photo for each face of `group`)."""
     rows = []
-    for target in targets:
-        face = min(swapped, key=lambda f: np.abs(f.kps - target.kps).sum())
-        eye = np.linalg.norm(target.kps[0] - target.kps[1])
-        rows.append({
-            "to_source": cosine(face.embedding, source_face.embedding),
-            "to_target": cosine(face.embedding, target.embedding),
-            "pose_error_pct": float(np.linalg.norm(face.kps - target.kps, axis=1).mean() / eye * 100),
-        })
-    return {
-        "faces": len(rows),
-        "closer_to_source": sum(r["to_source"] > r["to_target"] for r in rows),
-        "to_source_mean": float(np.mean([r["to_source"] for r in rows])),
-        "to_target_mean": float(np.mean([r["to_target"] for r in rows])),
-        "pose_error_pct_max": float(max(r["pose_error_pct"] for r in rows)),
-        "per_face": rows,
-    }
+    for name, photos in sources.items():
+        prepared = [analyser.source_face(photo) for photo in photos]
+        classic_sources = [classic.prepare_source(photo) for photo in prepared]
+        embeddings = [photo.face.embedding for photo in prepared]
+        for detail in WARP_SWEEP:
+            swapped = swap_every_face(analyser, group, classic_sources, detail)
+            rows.append({"source": name, "detail": detail,
+                         **q.identity_summary(q.identity_and_pose(analyser, group, swapped, embeddings))})
+    return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    hub = ModelHub(ModelSettings(threads=1))
-    analyser = hub.analyser
-    group, tom = sample_photos()
-    source = classic.prepare_source(analyser.source_face(tom))
+def swapper_identity(hub: ModelHub, name: str, group: np.ndarray, sources: dict[str, np.ndarray]) -> list[dict]:
+    """Identity and pose through the swapper the server runs (its processor, as a client's frame)."""
+    swapper = build_swapper(name, hub)
+    rows = []
+    for source_name, image in sources.items():
+        client = q.ClientState(options={"many_faces": True}, sources={swapper.name: swapper.prepare_source(image)})
+        swapped = swapper.process([group.copy()], [client])[0]
+        embedding = hub.analyser.source_face(image).face.embedding
+        rows.append({"swapper": swapper.name, "source": source_name,
+                     **q.identity_summary(q.identity_and_pose(hub.analyser, group, swapped, [embedding] * 6))})
+    return rows
+
+
+def identity_line(r: dict) -> str:
+    return (f"{r['closer_to_source']}/{r['faces']:<3} {r['to_source_mean']:>6.2f} {r['to_target_mean']:>6.2f} "
+            f"{r['pose_error_pct_mean']:>6.1f}% {r['pose_error_pct_max']:>6.1f}%")
+
+
+def motion_rows(analyser, group: np.ndarray, source: classic.ClassicSource) -> tuple[list[dict], float]:
+    """Jitter, flicker, lag and dropouts per setting; and the added cost of tracking."""
     base_faces = q.reference_faces(analyser, group)
     still, pan, wander = q.still_with_drift(group), q.pan(group), q.wander(group)
     rows = []
@@ -131,19 +150,56 @@ def main() -> None:
                   f"flicker {r['flicker']:.2f} lag {r['lag_px']:.2f} drops {dropped}/{chances} {cost:.2f} ms/frame",
                   flush=True)
     analyser.detect_every = 1
-    cost = tracking_cost_ms(analyser, still)
-    identity = identity_and_pose(analyser, group, tom, source)
+    return rows, tracking_cost_ms(analyser, still)
+
+
+def print_motion(rows: list[dict], cost: float) -> None:
     header = f"{'detect':>6} {'smooth':>6} {'jitter':>7} {'f2f':>6} {'flicker':>7} {'lag':>5} {'drops':>7} {'ms/frame':>8}"
     print("\n" + header + "\n" + "-" * len(header))
     for r in rows:
         print(f"{r['detect_every']:>6} {r['smoothing']:>6.0f} {r['jitter_px']:>7.3f} {r['f2f_px']:>6.3f} {r['flicker']:>7.2f} "
               f"{r['lag_px']:>5.2f} {r['dropouts']:>3}/{r['dropout_chances']:<3} {r['ms_per_frame']:>8.2f}")
     print(f"\ntracking + smoothing add {cost:.2f} ms per frame (six faces, one client)")
-    print(f"identity (classic swap, Tom Hanks onto the six faces of t1.jpg): {identity['closer_to_source']}/{identity['faces']} "
-          f"faces closer to the source than to their original (cosine {identity['to_source_mean']:.2f} vs "
-          f"{identity['to_target_mean']:.2f}); pose kept within {identity['pose_error_pct_max']:.1f}% of the eye distance")
+
+
+def print_identity(served: list[dict], sweep: list[dict]) -> None:
+    columns = f"{'closer':<7} {'→src':>6} {'→orig':>6} {'pose':>7} {'max':>7}"
+    print(f"\nidentity and pose on t1.jpg (640x480), through the server's swapper\n{'swapper':<10} {'source':<10} {columns}")
+    for r in served:
+        print(f"{r['swapper']:<10} {r['source']:<10} {identity_line(r)}")
+    print(f"\nthe classic warp following more of the target's shape (default {classic.WARP_DETAIL}); controls: each face "
+          f"swapped with its neighbour in the photo, and with itself\n{'source':<10} {'detail':>6} {columns}")
+    for r in sweep:
+        print(f"{r['source']:<10} {r['detail']:>6.1f} {identity_line(r)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, help="write every number here")
+    parser.add_argument("--swapper", default="auto", choices=("auto", "classic", "inswapper"),
+                        help="the swapper measured for identity (auto: inswapper when its weights are found)")
+    parser.add_argument("--models-dir", type=Path, help="where larger models (inswapper_128, w600k_r50) are")
+    parser.add_argument("--identity-only", action="store_true", help="skip the clips (jitter, lag, dropouts)")
+    args = parser.parse_args()
+    hub = ModelHub(ModelSettings(threads=1, models_dir=args.models_dir))
+    analyser = hub.analyser
+    group, sources = sample_photos()
+    rows, cost = [], None
+    if not args.identity_only:
+        rows, cost = motion_rows(analyser, group, classic.prepare_source(analyser.source_face(sources["Tom Hanks"])))
+    served = swapper_identity(hub, args.swapper, group, sources)
+    people = q.reference_faces(analyser, group)
+    sweep = warp_sweep(analyser, group, {
+        **{name: [photo] * len(people) for name, photo in sources.items()},
+        "neighbour": [q.person_photo(group, people[(i + 1) % len(people)]) for i in range(len(people))],
+        "itself": [q.person_photo(group, face) for face in people],
+    })
+    if rows:
+        print_motion(rows, cost)
+    print_identity(served, sweep)
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "tracking_cost_ms": cost, "identity": identity}, indent=2))
+        args.json.write_text(json.dumps({"rows": rows, "tracking_cost_ms": cost, "identity": served, "warp_sweep": sweep},
+                                        indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,53 @@
+"""Identity and pose of swapped faces, through the processor the server runs: thresholds that a
+swap painting the wrong face, in the wrong place, or nothing at all fails."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from models.processors import MappedFace, build_swapper
+from perf import quality as q
+from tests import media
+
+
+@pytest.fixture(scope="module")
+def swapper(hub):
+    return build_swapper("classic", hub)
+
+
+def swap(swapper, photo: np.ndarray, client: q.ClientState) -> np.ndarray:
+    client.options.setdefault("many_faces", True)
+    return swapper.process([photo.copy()], [client])[0]
+
+
+def changed_inside_faces(before: np.ndarray, after: np.ndarray, faces) -> float:
+    """Mean |difference| inside the face boxes, grey levels."""
+    diffs = [np.abs(before[y1:y2, x1:x2].astype(np.int16) - after[y1:y2, x1:x2]).mean()
+             for x1, y1, x2, y2 in (np.round(f.box).astype(int) for f in faces)]
+    return float(np.mean(diffs))
+
+
+def test_each_person_swapped_with_their_own_photo_stays_in_place_and_themselves(hub, swapper):
+    group = media.group_photo()
+    people = q.reference_faces(hub.analyser, group)
+    photos = [q.person_photo(group, face) for face in people]
+    face_map = [MappedFace(embedding=swapper.identify(photo), sources={"classic": swapper.prepare_source(photo)})
+                for photo in photos]
+    swapped = swap(swapper, group, q.ClientState(face_map=face_map))
+    assert changed_inside_faces(group, swapped, people) > 1.0, "every face was repainted"
+    rows = q.identity_and_pose(hub.analyser, group, swapped, [m.embedding for m in face_map])
+    assert max(r["pose_error_pct"] for r in rows) < 3.0, rows
+    assert min(r["to_target"] for r in rows) > 0.9, rows
+
+
+def test_tom_hanks_onto_t1_looks_more_like_tom_hanks_than_like_the_people_he_replaces(hub, swapper):
+    group = media.group_photo()
+    tom = cv2.imread(str(media.insightface_image("Tom_Hanks_54745.png")))
+    swapped = swap(swapper, group, q.ClientState(sources={"classic": swapper.prepare_source(tom)}))
+    source = hub.analyser.source_face(tom).face.embedding
+    summary = q.identity_summary(q.identity_and_pose(hub.analyser, group, swapped, [source] * 6))
+    assert summary["faces"] == 6
+    assert summary["closer_to_source"] >= 4, summary
+    assert summary["to_source_mean"] > summary["to_target_mean"] + 0.05, summary
+    assert summary["pose_error_pct_max"] < 20, summary

@@ -44,6 +44,24 @@ class Client(Protocol):
     time: float  # the frame's arrival, seconds (monotonic)
 
 
+ANALYSED = "analysed"  # key of a client's latest FrameAnalysis in its state
+
+
+@dataclass(frozen=True)
+class FrameAnalysis:
+    """The faces of a client's latest analysed frame (a frame is known by its arrival time)."""
+
+    time: float
+    with_landmarks: bool
+    faces: list[Face]
+
+
+def _analysed(client: Client, with_landmarks: bool) -> bool:
+    """Whether this frame of the client has been analysed already, with landmarks if wanted."""
+    done = client.state.get(ANALYSED)
+    return done is not None and done.time == client.time and (done.with_landmarks or not with_landmarks)
+
+
 def _keep_largest(faces: list[Face], many: bool) -> list[Face]:
     return faces if many or not faces else [max(faces, key=lambda f: f.area)]
 
@@ -62,11 +80,23 @@ class FaceAnalyser:
                         identify: Sequence[bool] = ()) -> list[list[Face]]:
         """Faces to swap per image, through each client's own tracks: one call per model step.
 
-        Frames due for detection run the detector (one call for all of them); the others
-        look for each track's face where it was and move it by its new landmarks, so the
-        landmark model runs for them whatever `with_landmarks` says. Where `identify[i]`,
-        every track of that client gets an embedding, once in its life.
+        A frame is analysed once, whatever the number of processors that ask: a later
+        processor of the same frame (the enhancer after a swapper) gets the faces the first
+        one got, so it follows the same smoothed, held tracks and costs no second detection.
+        Where `identify[i]`, every track of that client gets an embedding, once in its life.
         """
+        fresh = [i for i, client in enumerate(clients) if not _analysed(client, with_landmarks)]
+        tracked = self._track([images[i] for i in fresh], [clients[i] for i in fresh], with_landmarks)
+        for i, faces in zip(fresh, tracked):
+            clients[i].state[ANALYSED] = FrameAnalysis(clients[i].time, with_landmarks or self.landmarks is None, faces)
+        wanted = [i for i, want in enumerate(identify) if want]
+        self._identify_new_tracks(images, [clients[i].state["tracker"] for i in wanted], wanted)
+        return [_keep_largest(client.state[ANALYSED].faces, client.options.get("many_faces", True)) for client in clients]
+
+    def _track(self, images: Sequence[np.ndarray], clients: Sequence[Client], with_landmarks: bool) -> list[list[Face]]:
+        """Every tracked face per image. Frames due for detection run the detector (one call
+        for all of them); the others look for each track's face where it was and move it by
+        its new landmarks, so the landmark model runs for them whatever `with_landmarks` says."""
         trackers = []
         for client in clients:
             tracker = client.state.setdefault("tracker", FaceTracker())
@@ -87,9 +117,7 @@ class FaceAnalyser:
             faces[i] = trackers[i].update(found, clients[i].time)
         for i, relocated in zip(follow, predicted):
             faces[i] = trackers[i].follow(relocated, clients[i].time)
-        self._identify_new_tracks(images, [tracker for tracker, want in zip(trackers, identify) if want],
-                                  [i for i, want in enumerate(identify) if want])
-        return [_keep_largest(found, client.options.get("many_faces", True)) for found, client in zip(faces, clients)]
+        return faces
 
     def _identify_new_tracks(self, images: Sequence[np.ndarray], trackers: Sequence[FaceTracker],
                              indices: Sequence[int]) -> None:

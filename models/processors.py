@@ -215,7 +215,10 @@ class NeuralSwapper:
 
 
 class FaceEnhancer:
-    """GFPGAN restoration of every face (after a swapper, as Deep-Live-Cam's `face_enhancer`)."""
+    """GFPGAN restoration of every face (after a swapper, as Deep-Live-Cam's `face_enhancer`).
+
+    It restores the faces the swapper tracked in the same frame (the analyser keeps each
+    frame's analysis): the same smoothed, held faces, and no second detection."""
 
     name = "enhancer"
 
@@ -230,8 +233,7 @@ class FaceEnhancer:
         chosen = [i for i, c in enumerate(contexts)  # only swapped frames: the others come back as sent
                   if (any(s is not None for s in c.sources.values()) or c.face_map) and c.options.get("opacity", 1.0) > 0]
         images = [frames[i] for i in chosen]
-        faces = self.analyser.analyse(images, [contexts[i].options.get("many_faces", True) for i in chosen], False)
-        self.enhancer.enhance(images, faces)
+        self.enhancer.enhance(images, self.analyser.analyse_tracked(images, [contexts[i] for i in chosen], False))
         return list(frames)
 
 

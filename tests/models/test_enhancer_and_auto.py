@@ -8,6 +8,7 @@ import pytest
 
 from models.processors import ClassicSwapper, FaceEnhancer, ModelHub, ModelSettings, NeuralSwapper, build_swapper
 from models.registry import ModelError
+from perf import quality as q
 from perf.synthetic_models import gfpgan_like, inswapper_like
 from tests import media
 
@@ -33,6 +34,33 @@ def test_enhancer_changes_faces_only(hub, tmp_path):
     inside, background = media.region_changes(frame, output, [face.box for face in faces])
     assert min(inside) > 3.0, inside
     assert background < 0.5, "pixels far from faces stay as they were"
+
+
+def test_enhancer_after_a_swapper_enhances_its_tracked_faces_with_no_second_detection(hub, tmp_path, monkeypatch):
+    """The enhancer follows the swapper's tracks: one detection per frame, and a face the
+    detector misses for a frame (still swapped, held by its track) is still enhanced."""
+    swapper = build_swapper("classic", hub)
+    enhancer = FaceEnhancer(hub, model_path=gfpgan_like(tmp_path / "GFPGANv1.4.onnx"))
+    group = media.group_photo()
+    people = hub.analyser.detector.detect([group])[0]
+    client = q.ClientState(options={"many_faces": True}, sources={"classic": swapper.prepare_source(group)})
+    detector, calls = hub.analyser.detector, []
+
+    class MissesTheFirstFaceOnFrameThree:
+        def detect(self, images):
+            calls.extend([len(images)] if images else [])
+            found = detector.detect(images)
+            return [[f for f in faces if len(calls) != 3 or f is not faces[0]] for faces in found]
+
+    monkeypatch.setattr(hub.analyser, "detector", MissesTheFirstFaceOnFrameThree())
+    for frame_number in range(4):
+        client.time = frame_number / 30
+        frame = group.copy()
+        swapped = swapper.process([frame], [client])[0].copy()
+        enhanced = enhancer.process([frame], [client])[0]
+    assert calls == [1, 1, 1, 1], "the enhancer reused the swapper's analysis of each frame"
+    inside, _ = media.region_changes(swapped, enhanced, [face.box for face in people])
+    assert min(inside) > 3.0, f"every face enhanced on the frame where one was not detected: {inside}"
 
 
 def test_missing_enhancer_weights_fail_clearly(tmp_path, monkeypatch):

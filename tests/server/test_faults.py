@@ -173,16 +173,21 @@ def test_atheris_fuzzes_both_codecs():
 
 
 @pytest.mark.slow
-async def test_soak_eight_clients_for_a_minute():
+async def test_soak_eight_clients_for_a_minute(monkeypatch):
     """60 s of 8 clients on the embedded default pipeline: RSS and fds must not creep up.
 
-    RSS is sampled every 10 s. The allocator's heap moves up and down by up to ~80 MB with
-    the mix of batch shapes (measured here); a leak instead lifts the whole level, so the
-    median of the last 30 s is compared with the median of the first 30 s. Over ~2,400 frames
-    a 64 MB bound catches anything that keeps more than ~27 KB per frame (a frame is ~900 KB).
+    glibc's dynamic mmap threshold lets frame-sized buffers settle in its heaps, whose
+    RSS then wanders by up to ~140 MB for a minute or two before it levels off (measured
+    here); no test of a minute can tell that from a leak. The server under test runs with
+    a fixed threshold (MALLOC_MMAP_THRESHOLD_, what production leaves dynamic for speed),
+    so RSS shows what the process keeps: it stayed within 225-248 MB over 4 minutes and
+    6,300 frames. RSS is sampled every 5 s; the medians of the first and last 30 s may
+    differ by 32 MB. Keeping each frame's JPEG (~55 KB) moved them by 76 MB in 2,260 frames
+    (tried by hand), so the bound catches anything that keeps more than ~25 KB per frame.
     """
     from perf.drive import drive_client
 
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
     tom = media.insightface_image("Tom_Hanks_54745.png")
     jpeg = media.jpeg(media.group_photo())
     async with spawned_server(["-s", str(tom)], log_level="INFO") as server:
@@ -192,17 +197,17 @@ async def test_soak_eight_clients_for_a_minute():
             stop_at = time.perf_counter() + seconds
             await asyncio.gather(*(drive_client(server.ws_url, jpeg, i % 2 == 0, stop_at, []) for i in range(8)))
 
-        await phase(40)  # warm-up: RSS climbs to its plateau in ~40 s here (then stays, over 3 minutes)
+        await phase(20)  # warm-up: sessions, model arenas and thread pools reach their size
         samples, fds_start = [rss_mb(pid)], open_fds(pid)
-        for _ in range(6):
-            await phase(10)
+        for _ in range(12):
+            await phase(5)
             samples.append(rss_mb(pid))
         fds_end = open_fds(pid)
         async with aiohttp.ClientSession() as http:
             stats = await settle(http, server.http_url)
-    print(f"\nsoak 60 s x 8 clients: RSS every 10 s {[round(s) for s in samples]} MB, fds {fds_start} -> {fds_end}, "
+    print(f"\nsoak 60 s x 8 clients: RSS every 5 s {[round(s) for s in samples]} MB, fds {fds_start} -> {fds_end}, "
           f"{stats['frames_processed']} frames processed")
-    assert statistics.median(samples[-3:]) - statistics.median(samples[:3]) < 64, samples
+    assert statistics.median(samples[-6:]) - statistics.median(samples[:6]) < 32, samples
     assert fds_end - fds_start <= 4
     assert_accounted(stats)
 

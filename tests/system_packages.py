@@ -1,4 +1,4 @@
-"""Debian packages that some tests drive (chromium, nginx), installed with apt-get when missing.
+"""Debian packages that some tests drive (chromium, nginx, haproxy), installed with apt-get when missing.
 
 Never a download of our own: only the distribution's packages. Installs are serialised by
 an flock (several test processes may want the same package at once) and wait for other

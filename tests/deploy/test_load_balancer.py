@@ -19,22 +19,11 @@ from client.display import Display
 from client.sources import ImageSource
 from tests import media
 from perf import nginx
-from perf.spawn import SpawnedServer, free_port, spawned_server
+from perf.spawn import free_port, spawned_server
+from tests.deploy.balancing import connected, wait_for
 
 CLIENTS = 8
 SERVER_ARGS = ("--frame-processor", "passthrough", "--drain-timeout", "20")
-
-
-async def connected(http: aiohttp.ClientSession, server: SpawnedServer) -> int:
-    async with http.get(f"{server.http_url}/stats") as response:
-        return (await response.json())["connected_clients"]
-
-
-async def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
 
 
 @pytest.mark.slow

@@ -1,0 +1,60 @@
+"""The shipped HAProxy config: valid, proxies WebSockets, spreads clients over the servers,
+keeps /admin/ to the host, and sends new clients past a draining server."""
+from __future__ import annotations
+
+import contextlib
+import signal
+
+import aiohttp
+
+from perf.spawn import free_port, spawned_server
+from protocol import Stats, StatsRequest
+from tests.deploy import haproxy
+from tests.deploy.balancing import connected, wait_for
+from tests.server.wsclient import receive, send_json
+
+SERVER_ARGS = ("--frame-processor", "passthrough", "--drain-timeout", "30")
+
+
+async def test_haproxy_spreads_clients_and_routes_new_ones_past_a_draining_server(tmp_path):
+    proxy_port = free_port()
+    base = f"http://127.0.0.1:{proxy_port}"
+    async with contextlib.AsyncExitStack() as stack, aiohttp.ClientSession() as http:
+        first = await stack.enter_async_context(spawned_server(SERVER_ARGS, log_level="INFO"))
+        second = await stack.enter_async_context(spawned_server(SERVER_ARGS, log_level="INFO"))
+        proxy = haproxy.start(tmp_path, proxy_port, [first.port, second.port])
+        stack.callback(lambda: (proxy.terminate(), proxy.wait(timeout=10)))
+
+        async def proxy_ready() -> bool:
+            try:
+                async with http.get(f"{base}/readyz") as response:
+                    return response.status == 200
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await wait_for(proxy_ready, 15, "HAProxy to accept connections")
+
+        async def open_client() -> aiohttp.ClientWebSocketResponse:
+            ws = await stack.enter_async_context(http.ws_connect(f"ws://127.0.0.1:{proxy_port}/"))
+            await send_json(ws, StatsRequest())
+            assert isinstance(await receive(ws), Stats), "the stream works through the proxy"
+            return ws
+
+        for _ in range(4):
+            await open_client()
+        assert (await connected(http, first), await connected(http, second)) == (2, 2), "least connections"
+
+        async with http.post(f"{base}/admin/drain") as response:
+            assert response.status == 403, "drain is for the host, not for the proxy's clients"
+        assert await connected(http, first) == 2, "nothing was drained through the proxy"
+
+        first.process.send_signal(signal.SIGUSR1)  # drain: /readyz and new upgrades answer 503
+
+        async def draining() -> bool:
+            async with http.get(f"{first.http_url}/readyz") as response:
+                return response.status == 503
+
+        await wait_for(draining, 10, "the first server to drain")
+        for _ in range(4):  # at once, before HAProxy's checks notice: its retry on 503 moves them
+            await open_client()
+        assert await connected(http, second) == 6, "every new client went to the server that is not draining"

@@ -21,7 +21,8 @@ def render(workdir: Path, listen_port: int, server_ports: list[int]) -> Path:
     config = re.sub(r"(?m)^    server fs\d+ .*\n", "", config)
     lines = "".join(f"    server fs{i} 127.0.0.1:{port} {servers[0]}\n" for i, port in enumerate(server_ports, 1))
     config = config.rstrip("\n") + "\n" + lines
-    config = re.sub(r"(?m)^    bind :80$", f"    bind 127.0.0.1:{listen_port}", config)
+    config, binds = re.subn(r"(?m)^    bind :80$", f"    bind 127.0.0.1:{listen_port}", config)
+    assert binds == 1, "the shipped config binds `:80` once"
     path = workdir / "haproxy.cfg"
     path.write_text(config)
     return path

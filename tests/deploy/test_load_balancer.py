@@ -19,7 +19,7 @@ from client.display import Display
 from client.sources import ImageSource
 from tests import media
 from perf import nginx
-from perf.spawn import free_port, spawned_server
+from perf.spawn import SpawnedServer, free_port, spawned_server
 from tests.deploy.balancing import connected, wait_for
 
 CLIENTS = 8

@@ -1,9 +1,10 @@
-"""The shipped nginx config is valid and proxies WebSockets to facestream."""
+"""The shipped nginx config is valid, proxies WebSockets to facestream and keeps /admin/ to the host."""
 from __future__ import annotations
 
 import asyncio
 
 import aiohttp
+from yarl import URL
 
 from protocol import Stats, StatsRequest
 from perf import nginx
@@ -27,6 +28,11 @@ async def test_websocket_through_nginx(tmp_path):
                 async with http.ws_connect(f"ws://127.0.0.1:{port}/") as ws:
                     await send_json(ws, StatsRequest())
                     assert isinstance(await receive(ws), Stats)
+                for path in ("/admin/drain", "/%61dmin/drain"):  # the server decodes %61 to "a"
+                    async with http.post(URL(f"http://127.0.0.1:{port}{path}", encoded=True)) as response:
+                        assert response.status == 403, f"drain is for the host, not for the proxy's clients: {path}"
+                async with http.get(f"{server.http_url}/readyz") as response:
+                    assert response.status == 200, "the server behind is not draining"
         finally:
             proxy.terminate()
             proxy.wait(timeout=10)

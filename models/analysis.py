@@ -4,7 +4,7 @@ One instance per device holds the sessions; all of its methods take whole batche
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, MutableMapping, Protocol, Sequence
 
 import cv2
@@ -56,10 +56,10 @@ class FrameAnalysis:
     faces: list[Face]
 
 
-def _analysed(client: Client, with_landmarks: bool) -> bool:
-    """Whether this frame of the client has been analysed already, with landmarks if wanted."""
+def _analysed(client: Client) -> FrameAnalysis | None:
+    """This frame's analysis, if an earlier processor of the frame has made it."""
     done = client.state.get(ANALYSED)
-    return done is not None and done.time == client.time and (done.with_landmarks or not with_landmarks)
+    return done if done is not None and done.time == client.time else None
 
 
 def _keep_largest(faces: list[Face], many: bool) -> list[Face]:
@@ -85,13 +85,24 @@ class FaceAnalyser:
         one got, so it follows the same smoothed, held tracks and costs no second detection.
         Where `identify[i]`, every track of that client gets an embedding, once in its life.
         """
-        fresh = [i for i, client in enumerate(clients) if not _analysed(client, with_landmarks)]
-        tracked = self._track([images[i] for i in fresh], [clients[i] for i in fresh], with_landmarks)
-        for i, faces in zip(fresh, tracked):
-            clients[i].state[ANALYSED] = FrameAnalysis(clients[i].time, with_landmarks or self.landmarks is None, faces)
+        analyses = [_analysed(client) for client in clients]
+        fresh = [i for i, analysis in enumerate(analyses) if analysis is None]
+        has_landmarks = with_landmarks or self.landmarks is None or self.detect_every > 1
+        for i, faces in zip(fresh, self._track([images[i] for i in fresh], [clients[i] for i in fresh], with_landmarks)):
+            analyses[i] = FrameAnalysis(clients[i].time, has_landmarks, faces)
+        # A frame analysed without landmarks by an earlier processor gets them now; its tracks
+        # moved once, and stay as they are.
+        lacking = [i for i, analysis in enumerate(analyses) if with_landmarks and not analysis.with_landmarks]
+        if lacking and self.landmarks is not None:
+            self.landmarks.annotate([images[i] for i in lacking], [analyses[i].faces for i in lacking])
+            for i in lacking:
+                analyses[i] = replace(analyses[i], with_landmarks=True)
+        for client, analysis in zip(clients, analyses):
+            client.state[ANALYSED] = analysis
         wanted = [i for i, want in enumerate(identify) if want]
         self._identify_new_tracks(images, [clients[i].state["tracker"] for i in wanted], wanted)
-        return [_keep_largest(client.state[ANALYSED].faces, client.options.get("many_faces", True)) for client in clients]
+        return [_keep_largest(analysis.faces, client.options.get("many_faces", True))
+                for analysis, client in zip(analyses, clients)]
 
     def _track(self, images: Sequence[np.ndarray], clients: Sequence[Client], with_landmarks: bool) -> list[list[Face]]:
         """Every tracked face per image. Frames due for detection run the detector (one call

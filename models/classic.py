@@ -23,10 +23,10 @@ from .face import Face
 SOURCE_PAD = 0.5  # the source crop keeps half a face of context around the landmarks
 ROI_MARGIN = 0.08
 KEYPOINT_MARGIN = 1.0  # 5 keypoints span only the middle of a face: the ROI reaches further
-# How much of the target's face shape the warp follows (1: all of it, 0: none). Shape is
-# much of what identity is, and the target's shape is its pose: perf/quality_bench.py sweeps
-# it (Tom Hanks onto t1.jpg: 0 leaves 5 of 6 faces closer to the source by ArcFace, 0.3
-# leaves 4 with the eyes and mouth nearer their place, 1.0 leaves 2).
+# How much of the target's landmark geometry the warp follows (1: all of it, 0: none, the
+# source's still face only aligned). Live, some must come through: a mouth that opens, eyes
+# that close. Shape carries identity too: perf/quality_bench.py sweeps it (Tom Hanks onto
+# t1.jpg, faces closer to the source by ArcFace: 5 of 6 at 0, 4 at 0.3, 4 at 0.6, 2 at 1.0).
 WARP_DETAIL = 0.3
 
 

@@ -2,8 +2,8 @@
 
 Every clip is made from a real photo moved by a known transform per frame, so the true
 position of every keypoint is known: jitter and lag are measured against the truth, not
-against another estimate. Identity and pose are measured on the swapped photo with the
-embedded recognizer and detector, against the source's and the original face's.
+against another estimate. Identity and pose are measured on the swapped photo, against the
+source's and the original face's, by the detector and by the embedded recognizer.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import numpy as np
 
 from models.analysis import FaceAnalyser
 from models.face import Face
-from models.recognizer import cosine
+from models.processors import ModelHub
+from models.recognizer import ArcFace, cosine
 
 
 @dataclass
@@ -203,16 +204,32 @@ def person_photo(photo: np.ndarray, face: Face, pad: float = 0.6) -> np.ndarray:
     return np.ascontiguousarray(photo[y1:y2, x1:x2])
 
 
-def identity_and_pose(analyser: FaceAnalyser, original: np.ndarray, swapped: np.ndarray,
+def identity_judge(hub: ModelHub) -> ArcFace:
+    """The recognizer that scores identity: the embedded MobileFaceNet, whatever recognizer the
+    swapper runs with (inswapper is conditioned on w600k_r50's embeddings; scored by the same
+    network, its swaps would look more like the source than they are)."""
+    return ArcFace(hub.session("w600k_mbf"))
+
+
+def source_embedding(analyser: FaceAnalyser, judge: ArcFace, image: np.ndarray) -> np.ndarray:
+    """The judge's embedding of the face a source photo gives (its largest)."""
+    photo = analyser.source_face(image)
+    face = Face(box=photo.face.box, score=photo.face.score, kps=photo.face.kps)
+    judge.annotate([photo.image], [[face]])
+    assert face.embedding is not None
+    return face.embedding
+
+
+def identity_and_pose(analyser: FaceAnalyser, judge: ArcFace, original: np.ndarray, swapped: np.ndarray,
                       source_embeddings: Sequence[np.ndarray]) -> list[dict]:
-    """Per face of `original` (detector order, each with its source's embedding): the ArcFace
-    cosine of the swapped face to its source and to the face it replaced, and how far its 5
-    keypoints moved, in percent of the eye distance (the pose kept)."""
+    """Per face of `original` (detector order, each with its source's embedding): the cosine of
+    the swapped face to its source and to the face it replaced, and how far its 5 keypoints
+    moved, in percent of the eye distance (the pose kept)."""
     targets = analyser.analyse([original], [True], False)[0]
     outputs = analyser.analyse([swapped], [True], False)[0]
-    analyser.recognizer.annotate([original, swapped], [targets, outputs])
+    judge.annotate([original, swapped], [targets, outputs])
     rows = []
-    for target, source in zip(targets, source_embeddings):
+    for target, source in zip(targets, source_embeddings, strict=True):
         output = min(outputs, key=lambda f: np.abs(f.kps - target.kps).sum())
         eye = np.linalg.norm(target.kps[0] - target.kps[1])
         rows.append({

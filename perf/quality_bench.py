@@ -17,7 +17,7 @@ Columns:
 
 Identity and pose (Tom Hanks and scikit-image's astronaut onto the six faces of t1.jpg):
   closer      faces whose swapped face is closer to the source than to the face it replaced
-              (ArcFace cosine, the embedded recognizer)
+              (ArcFace cosine by the embedded MobileFaceNet, whatever the swapper runs with)
   →src →orig  mean cosine of the swapped faces to the source and to the original faces
   pose max    how far the swapped faces' 5 keypoints moved, mean and worst, % of eye distance
 
@@ -45,7 +45,8 @@ WARP_SWEEP = (0.0, classic.WARP_DETAIL, 0.6, 1.0)
 
 
 def sample_photos() -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """t1.jpg at a camera's size, and the two source photos the issue names."""
+    """t1.jpg at a camera's size, and two source photos: insightface's Tom Hanks (greyscale,
+    a tight crop) and scikit-image's astronaut (colour)."""
     import insightface
     from skimage import data
 
@@ -93,31 +94,32 @@ def swap_every_face(analyser, photo: np.ndarray, sources: list[classic.ClassicSo
     return output
 
 
-def warp_sweep(analyser, group: np.ndarray, sources: dict[str, list[np.ndarray]]) -> list[dict]:
+def warp_sweep(analyser, judge, group: np.ndarray, sources: dict[str, list[np.ndarray]]) -> list[dict]:
     """Identity and pose of the classic warp as it follows more of the target's shape, per source
     (a source photo for each face of `group`)."""
     rows = []
     for name, photos in sources.items():
         prepared = [analyser.source_face(photo) for photo in photos]
         classic_sources = [classic.prepare_source(photo) for photo in prepared]
-        embeddings = [photo.face.embedding for photo in prepared]
+        embeddings = [q.source_embedding(analyser, judge, photo) for photo in photos]
         for detail in WARP_SWEEP:
             swapped = swap_every_face(analyser, group, classic_sources, detail)
             rows.append({"source": name, "detail": detail,
-                         **q.identity_summary(q.identity_and_pose(analyser, group, swapped, embeddings))})
+                         **q.identity_summary(q.identity_and_pose(analyser, judge, group, swapped, embeddings))})
     return rows
 
 
-def swapper_identity(hub: ModelHub, name: str, group: np.ndarray, sources: dict[str, np.ndarray]) -> list[dict]:
+def swapper_identity(hub: ModelHub, judge, name: str, group: np.ndarray, sources: dict[str, np.ndarray]) -> list[dict]:
     """Identity and pose through the swapper the server runs (its processor, as a client's frame)."""
     swapper = build_swapper(name, hub)
     rows = []
     for source_name, image in sources.items():
         client = q.ClientState(options={"many_faces": True}, sources={swapper.name: swapper.prepare_source(image)})
         swapped = swapper.process([group.copy()], [client])[0]
-        embedding = hub.analyser.source_face(image).face.embedding
+        embedding = q.source_embedding(hub.analyser, judge, image)
+        faces = len(q.reference_faces(hub.analyser, group))
         rows.append({"swapper": swapper.name, "source": source_name,
-                     **q.identity_summary(q.identity_and_pose(hub.analyser, group, swapped, [embedding] * 6))})
+                     **q.identity_summary(q.identity_and_pose(hub.analyser, judge, group, swapped, [embedding] * faces))})
     return rows
 
 
@@ -187,9 +189,10 @@ def main() -> None:
     rows, cost = [], None
     if not args.identity_only:
         rows, cost = motion_rows(analyser, group, classic.prepare_source(analyser.source_face(sources["Tom Hanks"])))
-    served = swapper_identity(hub, args.swapper, group, sources)
+    judge = q.identity_judge(hub)
+    served = swapper_identity(hub, judge, args.swapper, group, sources)
     people = q.reference_faces(analyser, group)
-    sweep = warp_sweep(analyser, group, {
+    sweep = warp_sweep(analyser, judge, group, {
         **{name: [photo] * len(people) for name, photo in sources.items()},
         "neighbour": [q.person_photo(group, people[(i + 1) % len(people)]) for i in range(len(people))],
         "itself": [q.person_photo(group, face) for face in people],

@@ -46,13 +46,13 @@ def test_enhancer_after_a_swapper_enhances_its_tracked_faces_with_no_second_dete
     client = q.ClientState(options={"many_faces": True}, sources={"classic": swapper.prepare_source(group)})
     detector, calls = hub.analyser.detector, []
 
-    class MissesTheFirstFaceOnFrameThree:
+    class MissesTheFirstFaceOnTheLastFrame:
         def detect(self, images):
             calls.extend([len(images)] if images else [])
             found = detector.detect(images)
-            return [[f for f in faces if len(calls) != 3 or f is not faces[0]] for faces in found]
+            return [[f for f in faces if len(calls) != 4 or f is not faces[0]] for faces in found]
 
-    monkeypatch.setattr(hub.analyser, "detector", MissesTheFirstFaceOnFrameThree())
+    monkeypatch.setattr(hub.analyser, "detector", MissesTheFirstFaceOnTheLastFrame())
     for frame_number in range(4):
         client.time = frame_number / 30
         frame = group.copy()
@@ -60,7 +60,7 @@ def test_enhancer_after_a_swapper_enhances_its_tracked_faces_with_no_second_dete
         enhanced = enhancer.process([frame], [client])[0]
     assert calls == [1, 1, 1, 1], "the enhancer reused the swapper's analysis of each frame"
     inside, _ = media.region_changes(swapped, enhanced, [face.box for face in people])
-    assert min(inside) > 3.0, f"every face enhanced on the frame where one was not detected: {inside}"
+    assert min(inside) > 3.0, f"every face enhanced on the last frame, where one was not detected: {inside}"
 
 
 def test_missing_enhancer_weights_fail_clearly(tmp_path, monkeypatch):

@@ -47,6 +47,29 @@ def test_two_clients_tracks_never_mix_in_one_batch(analyser):
     assert np.abs(faces_b[0].box - portrait_box).max() < 3
 
 
+def test_a_frame_is_analysed_once_whatever_its_processors_ask(analyser, monkeypatch):
+    """An enhancer (no landmarks) before a swapper (landmarks) on each frame: one detection
+    per frame, landmarks added to the same faces, and the tracks moved once per frame."""
+    detector, calls = analyser.detector, []
+
+    class Counting:
+        def detect(self, images):
+            calls.extend([len(images)] if images else [])
+            return detector.detect(images)
+
+    monkeypatch.setattr(analyser, "detector", Counting())
+    clip, client = q.pan(media.group_photo(), frames=6), q.ClientState()
+    for index, frame in enumerate(clip.frames):
+        client.time = index / clip.fps
+        first = analyser.analyse_tracked([frame], [client], False)[0]
+        second = analyser.analyse_tracked([frame], [client], True)[0]
+        assert [id(f) for f in first] == [id(f) for f in second] and len(second) == 6
+        assert all(f.landmarks is not None for f in second)
+    assert calls == [1] * len(clip.frames)
+    speeds = [track.filters["kps"]._dx for track in client.state["tracker"].tracks]
+    assert all(np.abs(speed[..., 0]).mean() > 0.5 for speed in speeds), "the filters follow the 2 px/frame pan"
+
+
 def test_a_face_the_detector_misses_for_one_frame_is_still_swapped(analyser, base_faces):
     clip = q.wander(media.group_photo(), frames=45)  # a full turn in 1.5 s: brisk head motion
     lost = {8: 0, 9: 3, 14: 5, 30: 1, 31: 1}  # frame -> index of a face the detector "misses" there

@@ -12,12 +12,16 @@ from tests.server.wsclient import receive, send_json
 from perf.spawn import free_port, spawned_server
 
 
+TOKEN = "nginx-test-token"
+
+
 async def test_websocket_through_nginx(tmp_path):
-    async with spawned_server(["--frame-processor", "passthrough"], log_level="INFO") as server:
+    """With a token set (as behind any proxy), the proxy's own rule is all that keeps /admin/ in."""
+    async with spawned_server(["--frame-processor", "passthrough", "--token", TOKEN], log_level="INFO") as server:
         port = free_port()
         proxy = nginx.start(tmp_path, port, [server.port])
         try:
-            async with aiohttp.ClientSession() as http:
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
                 for _ in range(50):
                     try:
                         async with http.get(f"http://127.0.0.1:{port}/readyz") as response:

@@ -85,13 +85,15 @@ class FaceAnalyser:
         one got, so it follows the same smoothed, held tracks and costs no second detection.
         Where `identify[i]`, every track of that client gets an embedding, once in its life.
         """
-        analyses = [_analysed(client) for client in clients]
-        fresh = [i for i, analysis in enumerate(analyses) if analysis is None]
-        has_landmarks = with_landmarks or self.landmarks is None or self.detect_every > 1
-        for i, faces in zip(fresh, self._track([images[i] for i in fresh], [clients[i] for i in fresh], with_landmarks)):
-            analyses[i] = FrameAnalysis(clients[i].time, has_landmarks, faces)
-        # A frame analysed without landmarks by an earlier processor gets them now; its tracks
-        # moved once, and stay as they are.
+        earlier = [_analysed(client) for client in clients]
+        fresh = [i for i, analysis in enumerate(earlier) if analysis is None]
+        tracked, has_landmarks = self._track([images[i] for i in fresh], [clients[i] for i in fresh], with_landmarks)
+        made = dict(zip(fresh, tracked))
+        analyses = [analysis or FrameAnalysis(client.time, has_landmarks, made[i])
+                    for i, (analysis, client) in enumerate(zip(earlier, clients))]
+        # A frame analysed without landmarks by an earlier processor (an enhancer placed before
+        # a swapper) gets them now, on the same faces: its tracks moved once and stay as they
+        # are, so these landmarks are not smoothed (the usual order, swapper first, smooths them).
         lacking = [i for i, analysis in enumerate(analyses) if with_landmarks and not analysis.with_landmarks]
         if lacking and self.landmarks is not None:
             self.landmarks.annotate([images[i] for i in lacking], [analyses[i].faces for i in lacking])
@@ -104,10 +106,12 @@ class FaceAnalyser:
         return [_keep_largest(analysis.faces, client.options.get("many_faces", True))
                 for analysis, client in zip(analyses, clients)]
 
-    def _track(self, images: Sequence[np.ndarray], clients: Sequence[Client], with_landmarks: bool) -> list[list[Face]]:
-        """Every tracked face per image. Frames due for detection run the detector (one call
-        for all of them); the others look for each track's face where it was and move it by
-        its new landmarks, so the landmark model runs for them whatever `with_landmarks` says."""
+    def _track(self, images: Sequence[np.ndarray], clients: Sequence[Client],
+               with_landmarks: bool) -> tuple[list[list[Face]], bool]:
+        """Every tracked face per image, and whether they all have landmarks. Frames due for
+        detection run the detector (one call for all of them); the others look for each track's
+        face where it was and move it by its new landmarks, so the landmark model runs for them
+        whatever `with_landmarks` says."""
         trackers = []
         for client in clients:
             tracker = client.state.setdefault("tracker", FaceTracker())
@@ -128,7 +132,7 @@ class FaceAnalyser:
             faces[i] = trackers[i].update(found, clients[i].time)
         for i, relocated in zip(follow, predicted):
             faces[i] = trackers[i].follow(relocated, clients[i].time)
-        return faces
+        return faces, with_landmarks or self.landmarks is None
 
     def _identify_new_tracks(self, images: Sequence[np.ndarray], trackers: Sequence[FaceTracker],
                              indices: Sequence[int]) -> None:

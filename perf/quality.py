@@ -8,15 +8,17 @@ source's and the original face's, by the detector and by the embedded recognizer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import cv2
 import numpy as np
 
-from models.analysis import FaceAnalyser
+from models.analysis import FaceAnalyser, SourcePhoto
 from models.face import Face
-from models.processors import ModelHub
 from models.recognizer import ArcFace, cosine
+
+if TYPE_CHECKING:
+    from models.processors import ModelHub
 
 
 @dataclass
@@ -211,9 +213,8 @@ def identity_judge(hub: ModelHub) -> ArcFace:
     return ArcFace(hub.session("w600k_mbf"))
 
 
-def source_embedding(analyser: FaceAnalyser, judge: ArcFace, image: np.ndarray) -> np.ndarray:
+def source_embedding(judge: ArcFace, photo: SourcePhoto) -> np.ndarray:
     """The judge's embedding of the face a source photo gives (its largest)."""
-    photo = analyser.source_face(image)
     face = Face(box=photo.face.box, score=photo.face.score, kps=photo.face.kps)
     judge.annotate([photo.image], [[face]])
     assert face.embedding is not None

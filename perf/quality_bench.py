@@ -101,7 +101,7 @@ def warp_sweep(analyser, judge, group: np.ndarray, sources: dict[str, list[np.nd
     for name, photos in sources.items():
         prepared = [analyser.source_face(photo) for photo in photos]
         classic_sources = [classic.prepare_source(photo) for photo in prepared]
-        embeddings = [q.source_embedding(analyser, judge, photo) for photo in photos]
+        embeddings = [q.source_embedding(judge, photo) for photo in prepared]
         for detail in WARP_SWEEP:
             swapped = swap_every_face(analyser, group, classic_sources, detail)
             rows.append({"source": name, "detail": detail,
@@ -116,7 +116,7 @@ def swapper_identity(hub: ModelHub, judge, name: str, group: np.ndarray, sources
     for source_name, image in sources.items():
         client = q.ClientState(options={"many_faces": True}, sources={swapper.name: swapper.prepare_source(image)})
         swapped = swapper.process([group.copy()], [client])[0]
-        embedding = q.source_embedding(hub.analyser, judge, image)
+        embedding = q.source_embedding(judge, hub.analyser.source_face(image))
         faces = len(q.reference_faces(hub.analyser, group))
         rows.append({"swapper": swapper.name, "source": source_name,
                      **q.identity_summary(q.identity_and_pose(hub.analyser, judge, group, swapped, [embedding] * faces))})

@@ -21,8 +21,6 @@ def swap(swapper, photo: np.ndarray, client: q.ClientState) -> np.ndarray:
     return swapper.process([photo.copy()], [client])[0]
 
 
-
-
 def test_each_person_swapped_with_their_own_photo_stays_in_place_and_themselves(hub, swapper):
     group = media.group_photo()
     people = q.reference_faces(hub.analyser, group)
@@ -33,7 +31,8 @@ def test_each_person_swapped_with_their_own_photo_stays_in_place_and_themselves(
     inside, _ = media.region_changes(group, swapped, [face.box for face in people])
     assert min(inside) > 0.2, f"every face was repainted (with itself: little changes): {inside}"
     judge = q.identity_judge(hub)
-    rows = q.identity_and_pose(hub.analyser, judge, group, swapped, [q.source_embedding(hub.analyser, judge, p) for p in photos])
+    embeddings = [q.source_embedding(judge, hub.analyser.source_face(photo)) for photo in photos]
+    rows = q.identity_and_pose(hub.analyser, judge, group, swapped, embeddings)
     assert max(r["pose_error_pct"] for r in rows) < 3.0, rows
     assert min(r["to_target"] for r in rows) > 0.9, rows
 
@@ -43,7 +42,7 @@ def test_tom_hanks_onto_t1_looks_more_like_tom_hanks_than_like_the_people_he_rep
     tom = cv2.imread(str(media.insightface_image("Tom_Hanks_54745.png")))
     swapped = swap(swapper, group, q.ClientState(sources={"classic": swapper.prepare_source(tom)}))
     judge = q.identity_judge(hub)
-    source = q.source_embedding(hub.analyser, judge, tom)
+    source = q.source_embedding(judge, hub.analyser.source_face(tom))
     summary = q.identity_summary(q.identity_and_pose(hub.analyser, judge, group, swapped, [source] * 6))
     assert summary["faces"] == 6
     assert summary["closer_to_source"] >= 4, summary

@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import classic  # noqa: E402
 from models.processors import ModelHub, ModelSettings, build_swapper  # noqa: E402
+from models.recognizer import ArcFace  # noqa: E402
 from models.tracking import FaceTracker  # noqa: E402
 from perf import quality as q  # noqa: E402
 
@@ -94,7 +95,7 @@ def swap_every_face(analyser, photo: np.ndarray, sources: list[classic.ClassicSo
     return output
 
 
-def warp_sweep(analyser, judge, group: np.ndarray, sources: dict[str, list[np.ndarray]]) -> list[dict]:
+def warp_sweep(analyser, judge: ArcFace, group: np.ndarray, sources: dict[str, list[np.ndarray]]) -> list[dict]:
     """Identity and pose of the classic warp as it follows more of the target's shape, per source
     (a source photo for each face of `group`)."""
     rows = []
@@ -109,15 +110,16 @@ def warp_sweep(analyser, judge, group: np.ndarray, sources: dict[str, list[np.nd
     return rows
 
 
-def swapper_identity(hub: ModelHub, judge, name: str, group: np.ndarray, sources: dict[str, np.ndarray]) -> list[dict]:
+def swapper_identity(hub: ModelHub, judge: ArcFace, name: str, group: np.ndarray,
+                     sources: dict[str, np.ndarray]) -> list[dict]:
     """Identity and pose through the swapper the server runs (its processor, as a client's frame)."""
     swapper = build_swapper(name, hub)
+    faces = len(q.reference_faces(hub.analyser, group))
     rows = []
     for source_name, image in sources.items():
         client = q.ClientState(options={"many_faces": True}, sources={swapper.name: swapper.prepare_source(image)})
         swapped = swapper.process([group.copy()], [client])[0]
         embedding = q.source_embedding(judge, hub.analyser.source_face(image))
-        faces = len(q.reference_faces(hub.analyser, group))
         rows.append({"swapper": swapper.name, "source": source_name,
                      **q.identity_summary(q.identity_and_pose(hub.analyser, judge, group, swapped, [embedding] * faces))})
     return rows

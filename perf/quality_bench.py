@@ -57,14 +57,17 @@ def sample_photos() -> tuple[np.ndarray, dict[str, np.ndarray]]:
                    "astronaut": cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)}
 
 
-def swap_clip(analyser, clip: q.Clip, tracked: list, source: classic.ClassicSource) -> list[np.ndarray]:
-    outputs = []
-    for frame, faces in zip(clip.frames, tracked):
-        out = frame.copy()
-        for face in faces:
-            classic.swap_face(out, face, source, {"color_correction": True})
-        outputs.append(out)
-    return outputs
+def paint(photo: np.ndarray, faces: list, sources: list[classic.ClassicSource],
+          detail: float = classic.WARP_DETAIL) -> np.ndarray:
+    """A copy of `photo` with each face painted with its own source by the classic warp."""
+    output = photo.copy()
+    for face, source in zip(faces, sources):
+        classic.swap_face(output, face, source, {"color_correction": True}, detail=detail)
+    return output
+
+
+def swap_clip(clip: q.Clip, tracked: list, source: classic.ClassicSource) -> list[np.ndarray]:
+    return [paint(frame, faces, [source] * len(faces)) for frame, faces in zip(clip.frames, tracked)]
 
 
 def timed_track(analyser, clip: q.Clip, smoothing: float) -> tuple[list, float]:
@@ -89,10 +92,7 @@ def tracking_cost_ms(analyser, clip: q.Clip, repeats: int = 5) -> float:
 
 def swap_every_face(analyser, photo: np.ndarray, sources: list[classic.ClassicSource], detail: float) -> np.ndarray:
     """Each face of `photo` (detector order) painted with its own source by the classic warp."""
-    output = photo.copy()
-    for face, source in zip(analyser.analyse([photo], [True], True)[0], sources):
-        classic.swap_face(output, face, source, {"color_correction": True}, detail=detail)
-    return output
+    return paint(photo, analyser.analyse([photo], [True], True)[0], sources, detail)
 
 
 def warp_sweep(analyser, judge: ArcFace, group: np.ndarray, sources: dict[str, list[np.ndarray]]) -> list[dict]:
@@ -143,7 +143,7 @@ def motion_rows(analyser, group: np.ndarray, source: classic.ClassicSource) -> t
             lag = q.lag_px(q.keypoint_errors(pan, base_faces, q.track_clip(analyser, pan, smoothing)), np.array([1.0, 0.0]))
             detected = [analyser.detector.detect([frame])[0] for frame in wander.frames]
             dropped, chances = q.dropouts(wander, base_faces, detected, q.track_clip(analyser, wander, smoothing))
-            flicker = q.face_flicker(swap_clip(analyser, still, tracked_still, source), still, base_faces)
+            flicker = q.face_flicker(swap_clip(still, tracked_still, source), still, base_faces)
             rows.append({
                 "detect_every": detect_every, "smoothing": smoothing, "jitter_px": q.jitter_px(errors),
                 "f2f_px": q.frame_to_frame_px(errors), "flicker": flicker, "lag_px": lag,

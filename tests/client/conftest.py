@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests import media
@@ -87,6 +88,16 @@ async def finish(process: asyncio.subprocess.Process, timeout: float = 30.0) -> 
 
 async def run_client(*args: str, timeout: float = 30.0, module: str = "client") -> ClientRun:
     return await finish(await start_client(*args, module=module), timeout)
+
+
+async def run_client_against(app: web.Application, *args: str) -> ClientRun:
+    """Run the client to its end against `app`, served on 127.0.0.1 for this run only."""
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        return await run_client(*args, "--server-url", ws_url(server))
+    finally:
+        await server.close()
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from tests.client.conftest import (
     assert_one_line_error,
     finish,
     run_client,
+    run_client_against,
     start_client,
     until,
     ws_url,
@@ -175,13 +176,8 @@ async def test_a_reconnect_request_is_not_a_failure(face_path, delay_ms):
     """Asked to reconnect before any frame came back (which, as a dropped connection, would
     cost a backoff step), the client reconnects after exactly the delay asked for."""
     observed = Observed()
-    server = TestServer(slow_app(0.0, observed, Reconnect(reason="maintenance", delay_ms=delay_ms)), host="127.0.0.1")
-    await server.start_server()
-    try:
-        run = await run_client("-s", str(face_path), "--synthetic", "--headless", "--max-frames", "3",
-                               "--server-url", ws_url(server))
-    finally:
-        await server.close()
+    app = slow_app(0.0, observed, Reconnect(reason="maintenance", delay_ms=delay_ms))
+    run = await run_client_against(app, "-s", str(face_path), "--synthetic", "--headless", "--max-frames", "3")
     assert run.returncode == 0, run
     assert observed.sources == 2 and len(observed.connected_at) == 2
     assert observed.connected_at[1] - observed.connected_at[0] >= delay_ms / 1000
@@ -194,13 +190,7 @@ async def test_a_reconnect_request_is_not_a_failure(face_path, delay_ms):
 async def test_repeated_reconnect_requests_without_frames_fall_back_to_the_backoff(face_path):
     observed = Observed()
     app = slow_app(0.0, observed, Reconnect(reason="maintenance"), reconnect_connections=2)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        run = await run_client("-s", str(face_path), "--synthetic", "--headless", "--max-frames", "3",
-                               "--server-url", ws_url(server))
-    finally:
-        await server.close()
+    run = await run_client_against(app, "-s", str(face_path), "--synthetic", "--headless", "--max-frames", "3")
     assert run.returncode == 0, run
     assert len(observed.connected_at) == 3
     assert run.stderr.count("reconnecting now") == 1 and run.stderr.count("lost; reconnecting in") == 1
@@ -234,13 +224,8 @@ async def test_in_flight_bound_holds_against_a_slow_server(face_path, limit):
     """The server needs 80 ms per frame, the source runs at 50 fps: the client must skip
     frames, and the server never sees more than K of its frames unanswered."""
     observed = Observed()
-    server = TestServer(slow_app(0.08, observed), host="127.0.0.1")
-    await server.start_server()
-    try:
-        run = await run_client("-s", str(face_path), "--synthetic", "--headless", "--fps", "50", "--max-frames", "10",
-                               "--in-flight", str(limit), "--binary", "--server-url", ws_url(server))
-    finally:
-        await server.close()
+    run = await run_client_against(slow_app(0.08, observed), "-s", str(face_path), "--synthetic", "--headless",
+                                   "--fps", "50", "--max-frames", "10", "--in-flight", str(limit), "--binary")
     assert run.returncode == 0, run
     summary = run.summary()
     assert summary["received"] == 10 and summary["skipped"] > 0
@@ -307,13 +292,7 @@ async def test_token_is_sent_as_a_bearer_header_and_a_refusal_is_one_line(face_p
 
     app = web.Application()
     app.router.add_get("/", refuse)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        run = await run_client("-s", str(face_path), "--synthetic", "--headless", "--token", "s3cret",
-                               "--server-url", ws_url(server))
-    finally:
-        await server.close()
+    run = await run_client_against(app, "-s", str(face_path), "--synthetic", "--headless", "--token", "s3cret")
     assert seen == ["Bearer s3cret"]  # no retries: a wrong token will not get better
     assert run.returncode == 1 and "HTTP 401" in run.stderr and "--token" in run.stderr
     assert "s3cret" not in run.stderr

@@ -28,7 +28,7 @@ from .jpeg import JpegCodec
 from .memory import release_freed_memory
 from .pipeline import Pipeline
 from .processors import build_processors
-from .security import TokenStore, access_middleware, is_loopback
+from .security import TokenStore, access_middleware, check_upgrade, is_loopback
 from .session import ClientSession, SessionLimits
 from .stats import ServerStats
 
@@ -129,6 +129,8 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     )
     if not ws.can_prepare(request).ok:  # a browser opening the server's URL gets the web client
         return web.FileResponse(WEB_ROOT / "index.html")
+    # Decided by the same handshake code that upgrades: no spelling upgrades unchecked.
+    check_upgrade(request, app[TOKENS], frozenset(config.allowed_origins))
     if app[DRAIN].active:  # before the upgrade, so a load balancer retries another server
         raise web.HTTPServiceUnavailable(text="server draining\n")
     await ws.prepare(request)
@@ -230,7 +232,7 @@ def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: No
     tokens = TokenStore(config.tokens, config.token_file)
     app = web.Application(
         client_max_size=config.max_message_bytes,
-        middlewares=[access_middleware(tokens, frozenset(config.allowed_origins))],
+        middlewares=[access_middleware(tokens)],
     )
     app[CONFIG] = config
     app[TOKENS] = tokens

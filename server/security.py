@@ -4,6 +4,12 @@ Tokens are compared in constant time and checked before the WebSocket upgrade, s
 stranger gets a plain HTTP 401 and never a session. Browsers cannot set headers on a
 WebSocket, so they may present the token as a `token` query parameter; that is why the
 access log below records paths without their query strings.
+
+Whether a request on `/` is a WebSocket upgrade is never decided here: the handler asks
+aiohttp's own handshake (`WebSocketResponse.can_prepare`, the code that performs the
+upgrade) and then calls `check_upgrade`. A second parser of the `Upgrade` header would
+disagree with aiohttp on some spelling (it strips Unicode whitespace), and every such
+spelling would be an upgrade that skips the checks.
 """
 from __future__ import annotations
 
@@ -62,16 +68,11 @@ def presented_token(request: web.Request) -> str | None:
     return request.query.get("token")
 
 
-def is_websocket_upgrade(request: web.Request) -> bool:
-    return request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
-
-
 def needs_token(request: web.Request) -> bool:
-    """The WebSocket, the numbers and the admin routes need a token; the page, its files and the
-    health checks (which load balancers probe without credentials) do not."""
-    if request.path.startswith(OPEN_PATHS):
-        return False
-    return request.path != "/" or is_websocket_upgrade(request)
+    """The numbers and the admin routes need a token; the page, its files and the health checks
+    (which load balancers probe without credentials) do not. `/` serves both the page and the
+    WebSocket: its upgrades are checked by the handler, with `check_upgrade`."""
+    return request.path != "/" and not request.path.startswith(OPEN_PATHS)
 
 
 def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
@@ -83,15 +84,27 @@ def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
     return origin == own or origin in allowed
 
 
-def access_middleware(tokens: TokenStore, allowed_origins: frozenset[str]) -> Callable:
+def require_token(request: web.Request, tokens: TokenStore) -> None:
+    """HTTP 401 unless authentication is off or the request presents an accepted token."""
+    if tokens.enabled and not tokens.accepts(presented_token(request)):
+        log.warning("refused %s %s from %s: missing or wrong token", request.method, request.path, request.remote)
+        raise web.HTTPUnauthorized(text="a valid token is required\n", headers={hdrs.WWW_AUTHENTICATE: "Bearer"})
+
+
+def check_upgrade(request: web.Request, tokens: TokenStore, allowed_origins: frozenset[str]) -> None:
+    """For a request that aiohttp's handshake would upgrade: HTTP 403 for a foreign origin,
+    401 without a token. Call it after `can_prepare` said yes and before `prepare`."""
+    if not origin_allowed(request, allowed_origins):
+        log.warning("refused a WebSocket from origin %s", request.headers.get(hdrs.ORIGIN))
+        raise web.HTTPForbidden(text="origin not allowed\n")
+    require_token(request, tokens)
+
+
+def access_middleware(tokens: TokenStore) -> Callable:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if is_websocket_upgrade(request) and not origin_allowed(request, allowed_origins):
-            log.warning("refused a WebSocket from origin %s", request.headers.get(hdrs.ORIGIN))
-            raise web.HTTPForbidden(text="origin not allowed\n")
-        if tokens.enabled and needs_token(request) and not tokens.accepts(presented_token(request)):
-            log.warning("refused %s %s from %s: missing or wrong token", request.method, request.path, request.remote)
-            raise web.HTTPUnauthorized(text="a valid token is required\n", headers={hdrs.WWW_AUTHENTICATE: "Bearer"})
+        if needs_token(request):
+            require_token(request, tokens)
         return await handler(request)
 
     return check

@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="JPEG quality of the frames sent")
     src.add_argument("--in-flight", metavar="K", type=positive(int), default=defaults.in_flight,
                      help="most frames sent and not yet answered; frames beyond are skipped")
+    src.add_argument("--no-pacing", dest="pacing", action="store_false",
+                     help="ignore the server's pacing: send whenever the --in-flight window has room (by default a "
+                          "server that paces its clients says when it can take the next frame, and frames go "
+                          "then, one at a time, so they do not wait behind each other)")
     src.add_argument("--frame-timeout", metavar="SECONDS", type=positive(float), default=defaults.frame_timeout_s,
                      help="seconds after which an unanswered frame no longer counts as in flight")
 
@@ -184,6 +188,7 @@ def parse_config(argv: Sequence[str] | None = None) -> ClientConfig:
         fps=args.fps,
         quality=args.quality,
         in_flight=args.in_flight,
+        pacing=args.pacing,
         frame_timeout_s=args.frame_timeout,
         headless=args.headless,
         max_frames=args.max_frames,

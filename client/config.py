@@ -29,6 +29,7 @@ class ClientConfig:
     fps: float = 30.0
     quality: int = 85
     in_flight: int = 2
+    pacing: bool = True  # offer the `facestream.pacing` subprotocol and follow the server's pace
     frame_timeout_s: float = 5.0
     headless: bool = False
     max_frames: int | None = None

@@ -57,7 +57,7 @@ from .config import ClientConfig
 from .controls import LiveControls
 from .display import Display
 from .errors import ClientError, ConnectError, SourceFaceRejected
-from .flow import InFlightWindow
+from .flow import new_window, pace_s
 from .sources import FrameSource, Pacer
 from .stats import StreamStats
 from .transport import (
@@ -107,7 +107,7 @@ class StreamClient:
         self.display = display
         self.face = face
         self.stats = StreamStats()
-        self.window = InFlightWindow(limit=config.in_flight, timeout_s=config.frame_timeout_s)
+        self.window = new_window(config, config.fps)
         self._pacer = None if source.realtime else Pacer(config.fps)
         self._stop = asyncio.Event()
         self._source_ended = False
@@ -351,7 +351,7 @@ class StreamClient:
 
     async def _on_frame(self, message: ProcessedFrame) -> None:
         latency = time.time() - message.timestamp if isinstance(message.timestamp, (int, float)) else None
-        self.window.settle(message.seq)
+        self.window.settle(message.seq, pace_s(message.pace_ms))
         self.stats.frame_received(time.monotonic(), latency)
         if self.display.wants_images:
             image = await self._in_thread(self._writer, self._decode_and_record, message.jpeg)

@@ -17,11 +17,24 @@ A frame can still be lost without a trace (a connection that dies mid-frame, a s
 bug), so a frame unanswered for `timeout_s` is settled by the clock. No asyncio and no
 sockets here: the caller passes `now`, which makes the logic unit-testable and reusable
 by `perf/latency_probe.py`.
+
+Pacing. When the server is the bottleneck, a window of K frames only makes each frame
+wait for the K-1 before it (and for every other client's): latency grows with the number
+of clients, as Little's law says. A paced server (the connection negotiated the
+`facestream.pacing` subprotocol) says with each answer when it will be ready for this
+client's next frame: `pace_ms` after the answered frame was sent. The window holds the
+next frame back until then (to within `pace_slack_s`, half a camera frame, so the nearest
+camera frame goes), and, until the next answer says otherwise, spaces every frame sent by
+the last pace it was given. So when the server is the bottleneck frames leave one at a
+time, just in time for their turn; when the network is, answers come back late, the pace
+is short, and the window's second slot fills.
 """
 from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
+
+from .config import ClientConfig
 
 
 @dataclass
@@ -31,6 +44,10 @@ class InFlightWindow:
     limit: int = 2
     timeout_s: float = 5.0
     first_seq: int = 1
+    pace_slack_s: float = 0.0  # a paced frame may go this much before its time (half a camera frame)
+    not_before: float = field(init=False, default=float("-inf"))  # the server's pacing: no frame before this
+    pace_s: float | None = field(init=False, default=None)  # the latest pace the server asked for
+    _last_sent_at: float = field(init=False, default=float("-inf"))
     last_sent: int = field(init=False)
     last_settled: int = field(init=False)
     max_in_flight: int = field(init=False, default=0)  # the highest `in_flight` ever seen
@@ -50,9 +67,18 @@ class InFlightWindow:
         return self.last_sent - self.last_settled
 
     def can_send(self, now: float) -> bool:
-        """True when one more frame fits; expires frames older than the timeout first."""
+        """True when one more frame fits and the server's pacing allows it; expires frames
+        older than the timeout first."""
         self.expire(now)
-        return self.in_flight < self.limit
+        return self.in_flight < self.limit and now >= self.not_before - self.pace_slack_s
+
+    def next_chance(self, now: float) -> float | None:
+        """When a frame held back now could go, unless an answer comes first: at once if it
+        can, when the server's pace allows it, or (window full) when the oldest frame times out."""
+        self.expire(now)
+        if self.in_flight >= self.limit:
+            return self._sent_at[0][1] + self.timeout_s if self._sent_at else None
+        return max(now, self.not_before - self.pace_slack_s)
 
     def next_seq(self) -> int:
         """The seq the next frame will carry (call `sent` once it has gone out)."""
@@ -62,17 +88,24 @@ class InFlightWindow:
         """Record that frame `next_seq()` was sent at `now`; returns its seq."""
         self.last_sent += 1
         self._sent_at.append((self.last_sent, now))
+        self._last_sent_at = now
+        if self.pace_s is not None:
+            self.not_before = now + self.pace_s
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         return self.last_sent
 
-    def settle(self, seq: int | None) -> bool:
-        """An answer (or error) about `seq` arrived: every frame up to it is settled.
+    def settle(self, seq: int | None, pace_s: float | None = None) -> bool:
+        """An answer (or error) about `seq` arrived: every frame up to it is settled. A paced
+        answer (`pace_s`) also says when the next frame may go: `pace_s` after `seq` was sent.
 
         Returns False for an answer that settles nothing new (a late one after a timeout,
         a seq we never sent, or no seq at all).
         """
         if seq is None or seq <= self.last_settled or seq > self.last_sent:
             return False
+        if pace_s is not None:  # the answered frame's turn is taken: the next is one pace after the last sent
+            self.pace_s = pace_s
+            self.not_before = self._last_sent_at + pace_s
         self.last_settled = seq
         while self._sent_at and self._sent_at[0][0] <= seq:
             self._sent_at.popleft()
@@ -96,3 +129,15 @@ class InFlightWindow:
         """
         self.last_settled = self.last_sent
         self._sent_at.clear()
+        self.not_before, self.pace_s = float("-inf"), None  # a new connection (maybe another server) paces afresh
+
+
+def new_window(config: ClientConfig, fps: float) -> InFlightWindow:
+    """The window a client streaming at `fps` (0: unpaced by a camera) uses on `config`'s connections."""
+    return InFlightWindow(limit=config.in_flight, timeout_s=config.frame_timeout_s,
+                          pace_slack_s=0.5 / fps if fps > 0 else 0.0)
+
+
+def pace_s(pace_ms: int | None) -> float | None:
+    """An answer's `pace_ms` in seconds (None: the server does not pace this connection)."""
+    return None if pace_ms is None else pace_ms / 1000

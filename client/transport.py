@@ -14,7 +14,17 @@ from typing import Any
 
 import aiohttp
 
-from protocol import Frame, Message, ProtocolError, SourceFace, decode_binary, decode_json, encode_binary, encode_json
+from protocol import (
+    PACING,
+    Frame,
+    Message,
+    ProtocolError,
+    SourceFace,
+    decode_binary,
+    decode_json,
+    encode_binary,
+    encode_json,
+)
 
 from .config import ClientConfig
 from .errors import ConnectError
@@ -64,6 +74,7 @@ async def open_websocket(http: aiohttp.ClientSession, config: ClientConfig) -> a
                 heartbeat=HEARTBEAT_S,
                 compress=0,  # JPEG does not deflate
                 timeout=_WS_TIMEOUT,
+                protocols=(PACING,) if config.pacing else (),
             ),
             timeout=config.connect_timeout_s,
         )

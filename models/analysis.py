@@ -1,19 +1,33 @@
 """Face analysis shared by every processor of a server: detect, then landmarks / embeddings.
 
 One instance per device holds the sessions; all of its methods take whole batches.
+
+Several batches run at once (only their model calls take turns on the device), and two
+of them may hold frames of the same client. A client's face tracks must still move frame
+after frame, in the order the frames were taken: each frame carries its `order`, and its
+analysis waits until the client's earlier frames are analysed or out of the pipeline
+(`FrameOrder`). Earlier batches never wait for later ones, and the device serves the
+oldest batch first, so the wait always ends.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, MutableMapping, Protocol, Sequence
 
 import cv2
 import numpy as np
 
+from . import work
 from .face import Face
+from .host import HostPool
 from .landmarks import Landmarks106
 from .recognizer import ArcFace
 from .tracking import FaceTracker
+
+log = logging.getLogger(__name__)
 
 SOURCE_PADDING = 0.5  # tight source crops (a face filling the photo) need context to be detected
 
@@ -42,24 +56,61 @@ class Client(Protocol):
     options: Mapping[str, Any]
     state: MutableMapping[str, Any]  # kept across this client's frames (its face tracks)
     time: float  # the frame's arrival, seconds (monotonic)
+    order: int  # the frame's place among its client's frames (0, 1, 2, ... as they were taken)
+    scratch: MutableMapping[str, Any]  # this frame's own: what one processor hands the next
 
 
-ANALYSED = "analysed"  # key of a client's latest FrameAnalysis in its state
+ANALYSED = "analysed"  # key of a frame's FrameAnalysis in its scratch
+TURN_TIMEOUT_S = 30.0  # a frame lost by a bug must not stop its client's stream for good
+ORDER = "frame_order"  # key of a client's FrameOrder in its state
 
 
 @dataclass(frozen=True)
 class FrameAnalysis:
-    """The faces of a client's latest analysed frame (a frame is known by its arrival time)."""
+    """The faces of one frame, as the first processor that needed them found them."""
 
     time: float
     with_landmarks: bool
     faces: list[Face]
 
 
+class FrameOrder:
+    """Analysis of one client's frames in the order they were taken, whichever batch holds them."""
+
+    def __init__(self) -> None:
+        self._done = -1  # every frame up to this order is analysed or gone
+        self._condition = threading.Condition()
+
+    def wait_turn(self, order: int) -> None:
+        start = time.monotonic()
+        with self._condition:
+            if not self._condition.wait_for(lambda: self._done >= order - 1, timeout=TURN_TIMEOUT_S):
+                log.error("frame %d waited %.0f s for the client's frame %d, which never finished: going on",
+                          order, TURN_TIMEOUT_S, self._done + 1)
+        account = work.current()
+        if account is not None:
+            account.blocked_s += time.monotonic() - start
+
+    def done(self, order: int) -> None:
+        with self._condition:
+            if order > self._done:
+                self._done = order
+                self._condition.notify_all()
+
+
+def frame_order(client: Client) -> FrameOrder:
+    return client.state.setdefault(ORDER, FrameOrder())
+
+
+def frames_finished(clients: Sequence[Client]) -> None:
+    """The pipeline is done with these frames (analysed or not): their clients' next frames may go."""
+    for client in clients:
+        frame_order(client).done(client.order)
+
+
 def _analysed(client: Client) -> FrameAnalysis | None:
     """This frame's analysis, if an earlier processor of the frame has made it."""
-    done = client.state.get(ANALYSED)
-    return done if done is not None and done.time == client.time else None
+    return client.scratch.get(ANALYSED)
 
 
 def _keep_largest(faces: list[Face], many: bool) -> list[Face]:
@@ -75,6 +126,7 @@ class FaceAnalyser:
     recognizer: ArcFace | None
     detect_every: int = 1  # run the detector on every k-th frame of a client; track in between
     hold_frames: int = 3  # keep swapping a face the detector lost for this many frames
+    host: HostPool = field(default_factory=HostPool)
 
     def analyse_tracked(self, images: Sequence[np.ndarray], clients: Sequence[Client], with_landmarks: bool,
                         identify: Sequence[bool] = ()) -> list[list[Face]]:
@@ -87,6 +139,16 @@ class FaceAnalyser:
         """
         earlier = [_analysed(client) for client in clients]
         fresh = [i for i, analysis in enumerate(earlier) if analysis is None]
+        for i in fresh:
+            frame_order(clients[i]).wait_turn(clients[i].order)
+        try:
+            return self._analyse_in_turn(images, clients, with_landmarks, identify, earlier, fresh)
+        finally:
+            frames_finished([clients[i] for i in fresh])
+
+    def _analyse_in_turn(self, images: Sequence[np.ndarray], clients: Sequence[Client], with_landmarks: bool,
+                         identify: Sequence[bool], earlier: list[FrameAnalysis | None],
+                         fresh: list[int]) -> list[list[Face]]:
         tracked, has_landmarks = self._track([images[i] for i in fresh], [clients[i] for i in fresh], with_landmarks)
         made = dict(zip(fresh, tracked))
         analyses = [analysis or FrameAnalysis(client.time, has_landmarks, made[i])
@@ -100,7 +162,7 @@ class FaceAnalyser:
             for i in lacking:
                 analyses[i] = replace(analyses[i], with_landmarks=True)
         for client, analysis in zip(clients, analyses):
-            client.state[ANALYSED] = analysis
+            client.scratch[ANALYSED] = analysis
         wanted = [i for i, want in enumerate(identify) if want]
         self._identify_new_tracks(images, [clients[i].state["tracker"] for i in wanted], wanted)
         return [_keep_largest(analysis.faces, client.options.get("many_faces", True))
@@ -128,10 +190,11 @@ class FaceAnalyser:
             landmark_images = ([images[i] for i in detect] if with_landmarks else []) + [images[i] for i in follow]
             self.landmarks.annotate(landmark_images, (detections if with_landmarks else []) + predicted)
         faces: list[list[Face]] = [[] for _ in images]
-        for i, found in zip(detect, detections):
-            faces[i] = trackers[i].update(found, clients[i].time)
-        for i, relocated in zip(follow, predicted):
-            faces[i] = trackers[i].follow(relocated, clients[i].time)
+        with self.host.stage("tracking"):
+            for i, found in zip(detect, detections):
+                faces[i] = trackers[i].update(found, clients[i].time)
+            for i, relocated in zip(follow, predicted):
+                faces[i] = trackers[i].follow(relocated, clients[i].time)
         return faces, with_landmarks or self.landmarks is None
 
     def _identify_new_tracks(self, images: Sequence[np.ndarray], trackers: Sequence[FaceTracker],

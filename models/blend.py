@@ -6,7 +6,7 @@ what keeps paste-back cheap enough for many faces per batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -149,6 +149,25 @@ def poisson(face: np.ndarray, region: np.ndarray, inside: np.ndarray) -> np.ndar
         return face  # the clone needs a border of unmasked pixels around the face
     center = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
     return cv2.seamlessClone(face, np.ascontiguousarray(region), inside, center, cv2.NORMAL_CLONE)
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A swapped face ready to blend into its frame: everything that does not depend on the
+    frame's pixels, so the patches of many faces are made in parallel and then blended one
+    after the other (faces close together share pixels)."""
+
+    roi: Roi
+    face: np.ndarray  # the swapped face warped into `roi`
+    alpha: np.ndarray  # its blend mask there, 0..1
+    landmarks: np.ndarray | None = None  # the target's 106 points in ROI coordinates (mouth mask)
+    face_colors: tuple[np.ndarray, np.ndarray] | None = None  # the face's LAB statistics, when known
+
+
+def paste(frame: np.ndarray, patches: Sequence[Patch], options: Mapping[str, Any]) -> None:
+    """Blend one frame's patches into it, in order, per the client's options."""
+    for patch in patches:
+        composite(frame, patch.roi, patch.face, patch.alpha, options, patch.landmarks, patch.face_colors)
 
 
 def composite(frame: np.ndarray, roi: Roi, face: np.ndarray, alpha: np.ndarray, options: Mapping[str, Any],

@@ -19,22 +19,26 @@ import numpy as np
 import onnxruntime as ort
 
 from .face import Face, letterbox_batch, non_max_suppression
+from .host import HostPool
 
 STRIDE = 4  # output cells per input pixel
 ALIGN = 32  # the network's input dims must be multiples of this
 
 
 class CenterFaceDetector:
-    def __init__(self, session: ort.InferenceSession, det_size: int = 320, threshold: float = 0.5, nms_iou: float = 0.4) -> None:
+    def __init__(self, session: ort.InferenceSession, det_size: int = 320, threshold: float = 0.5, nms_iou: float = 0.4,
+                 host: HostPool | None = None) -> None:
         self.session = session
+        self.host = host or HostPool()
         self.det_size = det_size
         self.threshold = threshold
         self.nms_iou = nms_iou
         self._input_name = session.get_inputs()[0].name
 
     def _blob(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[float]]:
-        canvas, scales = letterbox_batch(images, self.det_size, ALIGN)
-        blob = np.ascontiguousarray(canvas[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)  # BGR -> RGB, NCHW
+        canvas, scales = letterbox_batch(images, self.det_size, ALIGN, self.host)
+        with self.host.stage("detect_pre"):
+            blob = np.ascontiguousarray(canvas[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)  # BGR -> RGB, NCHW
         return blob, scales
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
@@ -43,6 +47,11 @@ class CenterFaceDetector:
             return []
         blob, scales = self._blob(images)
         heatmap, log_size, offset, landmarks = self.session.run(None, {self._input_name: blob})
+        with self.host.stage("detect_post"):
+            return self._faces(images, scales, heatmap, log_size, offset, landmarks)
+
+    def _faces(self, images: Sequence[np.ndarray], scales: list[float], heatmap: np.ndarray, log_size: np.ndarray,
+               offset: np.ndarray, landmarks: np.ndarray) -> list[list[Face]]:
         image_index, ys, xs = np.nonzero(heatmap[:, 0] > self.threshold)  # sorted by image
         score = heatmap[image_index, 0, ys, xs]
         size = np.exp(log_size[image_index, :, ys, xs]) * STRIDE  # (K, 2): height, width

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from .blend import Roi, composite, face_mask, feather, lab_stats
+from .blend import Patch, Roi, face_mask, feather, lab_stats, paste
 from .analysis import SourcePhoto
 from .face import Face
 
@@ -97,10 +97,18 @@ def _affine_maps(per_pixel: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndar
 def swap_face(frame: np.ndarray, face: Face, source: ClassicSource, options: Mapping[str, object],
               detail: float = WARP_DETAIL) -> None:
     """Paint `source` over `face` in `frame`, in place, inside the face's ROI only."""
+    patch = render(frame.shape, face, source, detail)
+    if patch is not None:
+        paste(frame, [patch], options)
+
+
+def render(frame_shape: tuple[int, ...], face: Face, source: ClassicSource, detail: float = WARP_DETAIL) -> Patch | None:
+    """`source` warped onto `face`, with its mask: the costly part of a swap, independent of the
+    frame's pixels (None: the face lies outside the frame)."""
     points, margin = _outline(face)
-    roi = Roi.around(points, margin, frame.shape[0], frame.shape[1])
+    roi = Roi.around(points, margin, frame_shape[0], frame_shape[1])
     if roi.empty:
-        return
+        return None
     target = (points - roi.origin).astype(np.float32)
     map_x, map_y = _warp_maps(target, source, roi.shape, detail)
     warped = cv2.remap(source.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -108,5 +116,4 @@ def swap_face(frame: np.ndarray, face: Face, source: ClassicSource, options: Map
     usable = cv2.remap(source.usable, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     mask = cv2.bitwise_and(face_mask(target, roi.shape), usable)
     alpha = feather(mask, float(max(np.ptp(target, axis=0))))
-    composite(frame, roi, warped, alpha, options, landmarks=target if len(target) > 5 else None,
-              face_colors=source.color)
+    return Patch(roi, warped, alpha, landmarks=target if len(target) > 5 else None, face_colors=source.color)

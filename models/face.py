@@ -7,6 +7,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .host import HostPool
+
 
 @dataclass
 class Face:
@@ -27,7 +29,8 @@ def _pad_to_multiple(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def letterbox_batch(images: Sequence[np.ndarray], size: int, multiple: int) -> tuple[np.ndarray, list[float]]:
+def letterbox_batch(images: Sequence[np.ndarray], size: int, multiple: int,
+                    host: HostPool | None = None) -> tuple[np.ndarray, list[float]]:
     """All images in one uint8 (N, H, W, 3) canvas for a single detector call.
 
     Each image is scaled so its longer side is `size` and placed top-left (so frame
@@ -39,8 +42,12 @@ def letterbox_batch(images: Sequence[np.ndarray], size: int, multiple: int) -> t
     width = _pad_to_multiple(max(w for w, _ in sizes), multiple)
     height = _pad_to_multiple(max(h for _, h in sizes), multiple)
     canvas = np.zeros((len(images), height, width, 3), np.uint8)
-    for index, (image, (w, h)) in enumerate(zip(images, sizes)):
-        canvas[index, :h, :w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def place(index: int) -> None:
+        w, h = sizes[index]
+        cv2.resize(images[index], (w, h), dst=canvas[index, :h, :w], interpolation=cv2.INTER_LINEAR)
+
+    (host or HostPool()).map("detect_pre", place, range(len(images)))
     return canvas, scales
 
 

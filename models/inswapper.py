@@ -17,8 +17,9 @@ import onnx
 import onnxruntime as ort
 from insightface.utils import face_align
 
-from .blend import Roi
+from .blend import Patch, Roi
 from .face import Face
+from .host import HostPool
 
 INPUT_SIZE = 128
 
@@ -39,9 +40,10 @@ class SwapJob:
 
 
 class InSwapper:
-    def __init__(self, session: ort.InferenceSession, emap: np.ndarray) -> None:
+    def __init__(self, session: ort.InferenceSession, emap: np.ndarray, host: HostPool | None = None) -> None:
         self.session = session
         self.emap = emap
+        self.host = host or HostPool()
         self._target_name, self._source_name = (i.name for i in session.get_inputs())
 
     def latent(self, embedding: np.ndarray) -> np.ndarray:
@@ -50,16 +52,23 @@ class InSwapper:
 
     def generate(self, frames: Sequence[np.ndarray], jobs: Sequence[SwapJob]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Swapped 128x128 BGR crops for all jobs (one call) and each crop's alignment matrix."""
-        crops, matrices = [], []
-        for job in jobs:
-            crop, matrix = face_align.norm_crop2(frames[job.frame_index], job.face.kps, INPUT_SIZE)
-            crops.append(crop)
-            matrices.append(matrix)
-        blob = cv2.dnn.blobFromImages(crops, 1.0 / 255.0, (INPUT_SIZE, INPUT_SIZE), (0.0, 0.0, 0.0), swapRB=True)
-        latents = np.stack([job.latent for job in jobs]).astype(np.float32)
+        aligned = self.host.map("swap_pre", lambda job: face_align.norm_crop2(frames[job.frame_index], job.face.kps,
+                                                                               INPUT_SIZE), jobs)
+        crops, matrices = [crop for crop, _ in aligned], [matrix for _, matrix in aligned]
+        with self.host.stage("swap_pre"):
+            blob = cv2.dnn.blobFromImages(crops, 1.0 / 255.0, (INPUT_SIZE, INPUT_SIZE), (0.0, 0.0, 0.0), swapRB=True)
+            latents = np.stack([job.latent for job in jobs]).astype(np.float32)
         predicted = self.session.run(None, {self._target_name: blob, self._source_name: latents})[0]
-        fakes = np.clip(255 * predicted.transpose(0, 2, 3, 1), 0, 255).astype(np.uint8)[..., ::-1]
+        with self.host.stage("swap_post"):
+            fakes = np.clip(255 * predicted.transpose(0, 2, 3, 1), 0, 255).astype(np.uint8)[..., ::-1]
         return fakes, matrices
+
+
+def patch(frame_shape: tuple[int, ...], face: Face, matrix: np.ndarray, fake: np.ndarray) -> Patch:
+    """`fake` (the swapped crop of `face`) ready to blend into its frame."""
+    roi, warped, alpha = paste_region(frame_shape, matrix, fake)
+    landmarks = None if face.landmarks is None else face.landmarks - roi.origin
+    return Patch(roi, warped, alpha, landmarks=landmarks)
 
 
 def paste_region(frame_shape: tuple[int, ...], matrix: np.ndarray, fake: np.ndarray) -> tuple[Roi, np.ndarray, np.ndarray]:

@@ -13,32 +13,38 @@ import onnxruntime as ort
 from insightface.utils import face_align
 
 from .face import Face
+from .host import HostPool
 
 INPUT_SIZE = 192
 CROP_MARGIN = 1.5  # the crop is 1.5x the box's longer side, as the model was trained
 
 
+def _crop(pair: tuple[np.ndarray, Face]) -> tuple[np.ndarray, np.ndarray]:
+    """The model's input around one face, and the affine back to the frame."""
+    image, face = pair
+    width, height = face.box[2:] - face.box[:2]
+    center = (face.box[:2] + face.box[2:]) / 2
+    scale = INPUT_SIZE / (max(width, height) * CROP_MARGIN)
+    crop, matrix = face_align.transform(image, tuple(center), INPUT_SIZE, scale, 0)
+    return crop, cv2.invertAffineTransform(matrix)
+
+
 class Landmarks106:
-    def __init__(self, session: ort.InferenceSession) -> None:
+    def __init__(self, session: ort.InferenceSession, host: HostPool | None = None) -> None:
         self.session = session
+        self.host = host or HostPool()
         self._input_name = session.get_inputs()[0].name
 
     def annotate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> None:
         """Set `landmarks` on every face (faces[i] belong to images[i]) with one ONNX call."""
-        crops, inverses, targets = [], [], []
-        for image, image_faces in zip(images, faces):
-            for face in image_faces:
-                width, height = face.box[2:] - face.box[:2]
-                center = (face.box[:2] + face.box[2:]) / 2
-                scale = INPUT_SIZE / (max(width, height) * CROP_MARGIN)
-                crop, matrix = face_align.transform(image, tuple(center), INPUT_SIZE, scale, 0)
-                crops.append(crop)
-                inverses.append(cv2.invertAffineTransform(matrix))
-                targets.append(face)
-        if not crops:
+        pairs = [(image, face) for image, image_faces in zip(images, faces) for face in image_faces]
+        if not pairs:
             return
-        blob = cv2.dnn.blobFromImages(crops, 1.0, (INPUT_SIZE, INPUT_SIZE), (0, 0, 0), swapRB=True)
+        crops, inverses = zip(*self.host.map("landmarks_pre", _crop, pairs))
+        with self.host.stage("landmarks_pre"):
+            blob = cv2.dnn.blobFromImages(list(crops), 1.0, (INPUT_SIZE, INPUT_SIZE), (0, 0, 0), swapRB=True)
         points = self.session.run(None, {self._input_name: blob})[0].reshape(len(crops), -1, 2)
-        points = (points + 1) * (INPUT_SIZE // 2)
-        for face, inverse, pts in zip(targets, inverses, points):
-            face.landmarks = (pts @ inverse[:, :2].T + inverse[:, 2]).astype(np.float32)
+        with self.host.stage("landmarks_post"):
+            points = (points + 1) * (INPUT_SIZE // 2)
+            for (_, face), inverse, pts in zip(pairs, inverses, points):
+                face.landmarks = (pts @ inverse[:, :2].T + inverse[:, 2]).astype(np.float32)

@@ -18,15 +18,18 @@ import numpy as np
 
 from . import classic
 from .analysis import Client, FaceAnalyser
-from .blend import composite
+from .blend import Patch, paste
+from .device import DeviceSession, ModelDevice
 from .enhancer import Enhancer
-from .inswapper import InSwapper, SwapJob, load_emap, paste_region
+from .host import HostPool
+from .inswapper import InSwapper, SwapJob, load_emap, patch
 from .landmarks import Landmarks106
 from .face import Face
 from .recognizer import ArcFace, cosine
 from .registry import MODELS, ModelError, locate, require
 from .scrfd import ScrfdDetector
-from .sessions import SessionCache, SessionOptions
+from .sessions import SessionCache, SessionOptions, open_session
+from .simulated import COST_TABLES, SIMULATED, SimulatedSession
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +62,40 @@ class ModelSettings:
     detect_every: int = 1
     hold_frames: int = 3
     device: int = 0  # GPU index for cuda/tensorrt/rocm; CPU "devices" share the CPU
+    simulated_device: str = "h100"  # the cost table of `provider="simulated"` (models/simulated.py)
 
 
 class ModelHub:
-    """Sessions and analysers shared by all processors (and all clients) of one device."""
+    """Sessions and analysers shared by all processors (and all clients) of one device.
 
-    def __init__(self, settings: ModelSettings) -> None:
+    Every session it opens queues its calls on `device`; processors fan their host work out
+    over `host`."""
+
+    def __init__(self, settings: ModelSettings, device: ModelDevice | None = None, host: HostPool | None = None) -> None:
         self.settings = settings
+        self.device = device or ModelDevice(f"device {settings.device}")
+        self.host = host or HostPool()
         self.sessions = SessionCache()
         self._analyser: FaceAnalyser | None = None
 
-    def session(self, name: str, path: Path | None = None):
+    def session(self, name: str, path: Path | None = None) -> DeviceSession:
         spec = MODELS[name]
-        return self.sessions.get(path or require(name, self.settings.models_dir),
-                                 SessionOptions(self.settings.provider, self.settings.threads, self.settings.device), spec.batch_axes)
+        settings = self.settings
+        options = SessionOptions(settings.provider, settings.threads, settings.device)
+        opener = self._simulated_opener(name) if settings.provider == SIMULATED else None
+        raw = self.sessions.get(path or require(name, settings.models_dir), options, spec.batch_axes, opener)
+        return DeviceSession(raw, self.device, name)
+
+    def _simulated_opener(self, name: str):
+        table = COST_TABLES[self.settings.simulated_device]
+        if name not in table:
+            raise ModelError(f"the simulated device has no cost for {name}; known: {', '.join(table)}")
+
+        def open_simulated(path: Path, options: SessionOptions, batch_axes) -> SimulatedSession:
+            cpu = SessionOptions("cpu", options.threads)
+            return SimulatedSession(name, path, table[name], open_real=lambda: open_session(path, cpu, batch_axes))
+
+        return open_simulated
 
     def recognizer_name(self) -> str:
         """inswapper was trained on w600k_r50 embeddings; the embedded MobileFaceNet is the fallback."""
@@ -88,10 +111,11 @@ class ModelHub:
         if self._analyser is None:
             self._analyser = FaceAnalyser(
                 detector=self._detector(),
-                landmarks=None if self.mit_only else Landmarks106(self.session("2d106det")),
-                recognizer=None if self.mit_only else ArcFace(self.session(self.recognizer_name())),
+                landmarks=None if self.mit_only else Landmarks106(self.session("2d106det"), self.host),
+                recognizer=None if self.mit_only else ArcFace(self.session(self.recognizer_name()), self.host),
                 detect_every=self.settings.detect_every,
                 hold_frames=self.settings.hold_frames,
+                host=self.host,
             )
         return self._analyser
 
@@ -100,9 +124,9 @@ class ModelHub:
         if settings.detector == "centerface":
             from .centerface import CenterFaceDetector
 
-            return CenterFaceDetector(self.session("centerface"), det_size=settings.det_size)
+            return CenterFaceDetector(self.session("centerface"), det_size=settings.det_size, host=self.host)
         name = "det_10g" if locate(MODELS["det_10g"], settings.models_dir) else "scrfd_500m"
-        return ScrfdDetector(self.session(name), det_size=settings.det_size)
+        return ScrfdDetector(self.session(name), det_size=settings.det_size, host=self.host)
 
 
 def _targets(frames: Sequence[np.ndarray], contexts: Sequence[Context], name: str) -> list[int]:
@@ -120,6 +144,15 @@ def _source_for(face: Face, context: Context, name: str) -> Any:
         if context.options.get("map_unmatched", "leave") == "leave":
             return None
     return context.sources.get(name)
+
+
+def _paste(host: HostPool, frames: Sequence[np.ndarray], contexts: Sequence[Context],
+           patches: Sequence[tuple[int, Patch]]) -> None:
+    """Blend the patches into their frames: frames in parallel, each frame's faces in order."""
+    by_frame: dict[int, list[Patch]] = {}
+    for index, made in patches:
+        by_frame.setdefault(index, []).append(made)
+    host.map("blend", lambda item: paste(frames[item[0]], item[1], contexts[item[0]].options), list(by_frame.items()))
 
 
 def _analyse(analyser: FaceAnalyser, frames: Sequence[np.ndarray], contexts: Sequence[Context], chosen: list[int],
@@ -142,6 +175,7 @@ class ClassicSwapper:
 
     def __init__(self, hub: ModelHub) -> None:
         self.analyser = hub.analyser
+        self.host = hub.host
 
     def prepare_source(self, image: np.ndarray) -> ClassicSource:
         photo = self.analyser.source_face(image)
@@ -156,11 +190,12 @@ class ClassicSwapper:
 
     def process(self, frames: Sequence[np.ndarray], contexts: Sequence[Context]) -> list[np.ndarray]:
         chosen = _targets(frames, contexts, self.name)
-        for index, frame_faces in zip(chosen, _analyse(self.analyser, frames, contexts, chosen, True)):
-            for face in frame_faces:
-                source = _source_for(face, contexts[index], self.name)
-                if source is not None:
-                    classic.swap_face(frames[index], face, source.swap, contexts[index].options)
+        jobs = [(index, face, source.swap)
+                for index, frame_faces in zip(chosen, _analyse(self.analyser, frames, contexts, chosen, True))
+                for face in frame_faces
+                if (source := _source_for(face, contexts[index], self.name)) is not None]
+        patches = self.host.map("swap", lambda job: classic.render(frames[job[0]].shape, job[1], job[2]), jobs)
+        _paste(self.host, frames, contexts, [(job[0], patch) for job, patch in zip(jobs, patches) if patch is not None])
         return list(frames)
 
 
@@ -181,8 +216,9 @@ class NeuralSwapper:
             raise ModelError("inswapper needs InsightFace's recognizer; the MIT-only pipeline (--detector "
                              "centerface) runs the classic swapper only")
         path = model_path or require("inswapper_128", hub.settings.models_dir)
-        self.swapper = InSwapper(hub.session("inswapper_128", path), load_emap(path))
+        self.swapper = InSwapper(hub.session("inswapper_128", path), load_emap(path), hub.host)
         self.analyser = hub.analyser
+        self.host = hub.host
 
     def prepare_source(self, image: np.ndarray) -> NeuralSource:
         photo = self.analyser.source_face(image)
@@ -206,11 +242,9 @@ class NeuralSwapper:
         if not jobs:
             return list(frames)
         fakes, matrices = self.swapper.generate(frames, jobs)
-        for job, fake, matrix in zip(jobs, fakes, matrices):
-            frame = frames[job.frame_index]
-            roi, warped, alpha = paste_region(frame.shape, matrix, fake)
-            landmarks = None if job.face.landmarks is None else job.face.landmarks - roi.origin
-            composite(frame, roi, warped, alpha, contexts[job.frame_index].options, landmarks=landmarks)
+        patches = self.host.map("paste", lambda made: patch(frames[made[0].frame_index].shape, made[0].face, made[2],
+                                                                 made[1]), list(zip(jobs, fakes, matrices)))
+        _paste(self.host, frames, contexts, [(job.frame_index, made) for job, made in zip(jobs, patches)])
         return list(frames)
 
 
@@ -223,7 +257,7 @@ class FaceEnhancer:
     name = "enhancer"
 
     def __init__(self, hub: ModelHub, model_path: Path | None = None) -> None:
-        self.enhancer = Enhancer(hub.session("gfpgan_1.4", model_path))
+        self.enhancer = Enhancer(hub.session("gfpgan_1.4", model_path), hub.host)
         self.analyser = hub.analyser
 
     def prepare_source(self, image: np.ndarray) -> None:

@@ -14,13 +14,15 @@ import onnxruntime as ort
 from insightface.utils import face_align
 
 from .face import Face
+from .host import HostPool
 
 INPUT_SIZE = 112
 
 
 class ArcFace:
-    def __init__(self, session: ort.InferenceSession) -> None:
+    def __init__(self, session: ort.InferenceSession, host: HostPool | None = None) -> None:
         self.session = session
+        self.host = host or HostPool()
         self._input_name = session.get_inputs()[0].name
 
     def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -34,7 +36,7 @@ class ArcFace:
         pairs = [(image, face) for image, image_faces in zip(images, faces) for face in image_faces]
         if not pairs:
             return
-        crops = [face_align.norm_crop(image, face.kps, INPUT_SIZE) for image, face in pairs]
+        crops = self.host.map("identify_pre", lambda pair: face_align.norm_crop(pair[0], pair[1].kps, INPUT_SIZE), pairs)
         for (_, face), embedding in zip(pairs, self.embed_crops(crops)):
             face.embedding = embedding
 

@@ -14,14 +14,17 @@ import onnxruntime as ort
 from insightface.model_zoo.scrfd import distance2bbox, distance2kps
 
 from .face import Face, letterbox_batch, non_max_suppression
+from .host import HostPool
 
 STRIDES = (8, 16, 32)
 ANCHORS_PER_CELL = 2
 
 
 class ScrfdDetector:
-    def __init__(self, session: ort.InferenceSession, det_size: int = 320, threshold: float = 0.5, nms_iou: float = 0.4) -> None:
+    def __init__(self, session: ort.InferenceSession, det_size: int = 320, threshold: float = 0.5, nms_iou: float = 0.4,
+                 host: HostPool | None = None) -> None:
         self.session = session
+        self.host = host or HostPool()
         self.det_size = det_size
         self.threshold = threshold
         self.nms_iou = nms_iou
@@ -37,9 +40,10 @@ class ScrfdDetector:
         return self._centers[key]
 
     def _blob(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[float]]:
-        canvas, scales = letterbox_batch(images, self.det_size, STRIDES[-1])
-        blob = (canvas[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) - 127.5) / 128.0  # BGR -> RGB, NCHW
-        return np.ascontiguousarray(blob), scales
+        canvas, scales = letterbox_batch(images, self.det_size, STRIDES[-1], self.host)
+        with self.host.stage("detect_pre"):
+            blob = (canvas[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) - 127.5) / 128.0  # BGR -> RGB, NCHW
+            return np.ascontiguousarray(blob), scales
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces of every image, each list sorted by score (best first)."""
@@ -49,7 +53,8 @@ class ScrfdDetector:
         outputs = self.session.run(None, {self._input_name: blob})
         count, height, width = len(images), blob.shape[2], blob.shape[3]
         per_image = [o.reshape(count, -1, o.shape[-1]) for o in outputs]  # both layouts
-        return [self._decode(index, per_image, height, width, scales[index]) for index in range(count)]
+        return self.host.map("detect_post", lambda index: self._decode(index, per_image, height, width, scales[index]),
+                             range(count))
 
     def _decode(self, index: int, outputs: list[np.ndarray], height: int, width: int, scale: float) -> list[Face]:
         levels = len(STRIDES)

@@ -13,10 +13,12 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import onnx
 import onnxruntime as ort
+
+from .simulated import SIMULATED
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ def provider_name(provider: str) -> str:
 
 def check_provider(provider: str) -> str:
     """Fail early, naming what is installed, when the provider is not in this onnxruntime build."""
+    if provider.lower() == SIMULATED:  # ours: model calls that sleep (models/simulated.py)
+        return SIMULATED
     name = provider_name(provider)
     available = ort.get_available_providers()
     if name not in available:
@@ -110,14 +114,16 @@ class SessionCache:
     """One session per (model file, options), shared by every client and every processor."""
 
     def __init__(self) -> None:
-        self._sessions: dict[tuple[str, SessionOptions], ort.InferenceSession] = {}
+        self._sessions: dict[tuple[str, SessionOptions], Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, path: Path, options: SessionOptions, batch_axes: Sequence[int] = (0,)) -> ort.InferenceSession:
+    def get(self, path: Path, options: SessionOptions, batch_axes: Sequence[int] = (0,),
+            opener: Callable[[Path, SessionOptions, Sequence[int]], Any] | None = None) -> Any:
+        """The session for `path`; `opener` makes it the first time (default: `open_session`)."""
         key = (str(path), options)
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
-                session = self._sessions[key] = open_session(path, options, batch_axes)
+                session = self._sessions[key] = (opener or open_session)(path, options, batch_axes)
             return session
 

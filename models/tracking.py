@@ -6,7 +6,9 @@ swap painted from raw detections flickers and drops out. Each client gets a `Fac
 - matches the faces of a frame to its tracks by box IoU,
 - smooths every track's box, keypoints and landmarks with a One-Euro filter (strong
   smoothing at rest, little lag in fast motion: the cutoff rises with speed),
-- keeps a track through a few missed detections, so a face is still swapped then,
+- keeps a track through a few missed detections, so a face is still swapped then (but never
+  for longer than `HOLD_MAX_S`: a client served a few frames a second under load has moved
+  between its frames, and a held face would be a ghost swapped where nobody is),
 - and between detections (`detect_every` > 1) moves each track with its landmarks: a
   similarity fitted from the previous to the new 106 landmarks carries box and keypoints.
 """
@@ -25,6 +27,7 @@ from .face import Face
 MIN_CUTOFF_HZ = 0.3  # smoothing at rest, at strength 1 (tuned with perf/quality_bench.py)
 BETA = 0.4  # how fast the cutoff rises with the face's speed (per px/s), at strength 1
 D_CUTOFF_HZ = 0.5  # smoothing of the speed estimate (lower: calmer at rest, slower to open up)
+HOLD_MAX_S = 0.25  # a face unseen for longer is let go, however few frames that was
 
 
 @dataclass
@@ -84,6 +87,7 @@ class Track:
     face: Face  # smoothed, as swapped
     raw: Face  # as last measured
     missed: int = 0
+    seen_at: float = -math.inf  # when it was last measured
     filters: dict[str, OneEuroFilter] = field(default_factory=dict)
     embedding: np.ndarray | None = None  # who this is: computed once per track, when needed
 
@@ -98,7 +102,7 @@ class Track:
 
     def smooth(self, raw: Face, t: float, strength: float) -> None:
         """Take a new measurement; `strength` 0 passes it through, larger smooths more."""
-        self.raw, self.missed = raw, 0
+        self.raw, self.missed, self.seen_at = raw, 0, t
         if strength <= 0:
             self.face, self.filters = raw, {}
             raw.embedding = self.embedding
@@ -156,7 +160,8 @@ class FaceTracker:
         for ti, track in enumerate(self.tracks):
             if ti not in matched_tracks:
                 track.coast(t)
-        self.tracks = [track for track in self.tracks if track.missed <= self.hold_frames]
+        self.tracks = [track for track in self.tracks
+                       if track.missed <= self.hold_frames and t - track.seen_at <= HOLD_MAX_S]
         for fi, face in enumerate(detections):
             if fi not in matched_faces:
                 track = Track(face=face, raw=face)

@@ -23,8 +23,7 @@ import aiohttp
 
 from client.config import ClientConfig
 from client.errors import ConnectError, SourceFaceRejected
-from client.flow import InFlightWindow
-from client.sources import Pacer
+from client.flow import new_window, pace_s
 from client.transport import decode_message, open_websocket, send_message
 from protocol import (
     Error,
@@ -66,7 +65,11 @@ class PhaseCounts:
     timeouts: int = 0  # frames settled by the clock: the server never answered them
     bytes_up: int = 0
     bytes_down: int = 0
-    latencies_s: list[float] = field(default_factory=list, repr=False)
+    latencies_s: list[float] = field(default_factory=list, repr=False)  # answers while the client streamed
+    # Answers that came after the phase's last send: those frames waited behind every other
+    # client's last frame, which no live stream does; kept apart from the percentiles.
+    drain_latencies_s: list[float] = field(default_factory=list, repr=False)
+    draining: bool = False
 
     @property
     def seconds(self) -> float:
@@ -88,7 +91,7 @@ class StreamDriver:
         self.config = config
         self.frames = frames
         self.fps = fps
-        self.window = InFlightWindow(limit=config.in_flight, timeout_s=config.frame_timeout_s)
+        self.window = new_window(config, fps)
         self._on_answer = on_answer
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._receiver: asyncio.Task[None] | None = None
@@ -155,49 +158,43 @@ class StreamDriver:
         phase = PhaseCounts(label=label, first_seq=self.window.next_seq(), started=time.perf_counter())
         timeouts_before = self.window.timeouts
         self._phase = phase
-        deadline = phase.started + seconds
-        if self.fps > 0:
-            await self._send_paced(phase, deadline)
-        else:
-            await self._send_unpaced(phase, deadline)
+        await self._send_until(phase, phase.started + seconds)
+        phase.draining = True
         await self._drain()
         phase.ended = time.perf_counter()
         phase.timeouts = self.window.timeouts - timeouts_before
         return phase
 
-    async def _send_paced(self, phase: PhaseCounts, deadline: float) -> None:
-        pacer = Pacer(self.fps)
-        while True:
-            await asyncio.sleep(pacer.delay(time.perf_counter()))
-            now = time.perf_counter()
-            if now >= deadline:
-                return
-            if self.window.can_send(now):
-                await self._send_frame(phase)
-            else:
-                phase.skipped += 1
+    async def _send_until(self, phase: PhaseCounts, deadline: float) -> None:
+        """Send as a camera at `fps` would (0: a new frame whenever one can go) until `deadline`.
 
-    async def _send_unpaced(self, phase: PhaseCounts, deadline: float) -> None:
-        while await self._wait_for_room(deadline):
-            await self._send_frame(phase)
-
-    async def _wait_for_room(self, deadline: float) -> bool:
-        """Wait until the window has room; False once `deadline` passes first."""
+        A camera frame goes when it is captured if the window (and the server's pace) allows,
+        and is skipped otherwise, as the client does: what is sent is always fresh."""
+        period = 1.0 / self.fps if self.fps > 0 else 0.0
+        next_tick = time.perf_counter()
         while (now := time.perf_counter()) < deadline:
+            if period and now < next_tick:
+                await asyncio.sleep(next_tick - now)
+                continue
+            if period:
+                next_tick = now if now - next_tick > period else next_tick + period  # no burst after a stall
             if self.window.can_send(now):
-                return True
-            self._settled.clear()
-            try:  # can_send() also expires lost frames, so wake at least once per frame timeout
-                await asyncio.wait_for(self._settled.wait(), min(deadline - now, self.window.timeout_s))
-            except asyncio.TimeoutError:
-                pass
-        return False
+                await self._send_frame(phase, now)
+            elif period:
+                phase.skipped += 1
+            else:  # no camera: wait for an answer, or for the pace or a timeout to free the window
+                chance = self.window.next_chance(now)
+                self._settled.clear()
+                try:
+                    await asyncio.wait_for(self._settled.wait(), max(0.0, min(deadline, chance or deadline) - now))
+                except asyncio.TimeoutError:
+                    pass
 
-    async def _send_frame(self, phase: PhaseCounts) -> None:
+    async def _send_frame(self, phase: PhaseCounts, captured_at: float) -> None:
         self._check_open()
         jpeg = self.frames[self._next_frame % len(self.frames)]
         self._next_frame += 1
-        frame = Frame(jpeg=jpeg, timestamp=time.perf_counter(), seq=self.window.next_seq())
+        frame = Frame(jpeg=jpeg, timestamp=captured_at, seq=self.window.next_seq())
         data, opcode = (encode_binary(frame), aiohttp.WSMsgType.BINARY) if self.config.binary else \
             (encode_json(frame), aiohttp.WSMsgType.TEXT)
         # Book the frame before the send: its answer may arrive before send returns.
@@ -243,7 +240,7 @@ class StreamDriver:
 
     def _on_frame(self, message: ProcessedFrame, size: int) -> None:
         now = time.perf_counter()
-        self.window.settle(message.seq)
+        self.window.settle(message.seq, pace_s(message.pace_ms))
         self._settled.set()
         phase = self._phase
         # An answer about an older phase's frame can only be one the clock already gave up on.
@@ -252,7 +249,7 @@ class StreamDriver:
         latency = now - float(message.timestamp)
         phase.answered += 1
         phase.bytes_down += size
-        phase.latencies_s.append(latency)
+        (phase.drain_latencies_s if phase.draining else phase.latencies_s).append(latency)
         if self._on_answer is not None:
             self._on_answer(phase.label, latency)
 
@@ -279,5 +276,5 @@ async def drive_client(url: str, jpeg: bytes, binary: bool, stop_at: float, rtts
             phase = await driver.stream(stop_at - time.perf_counter())
         finally:
             await driver.close()
-    rtts.extend(phase.latencies_s)
+    rtts.extend(phase.latencies_s + phase.drain_latencies_s)
     return phase.answered

@@ -7,7 +7,7 @@ seconds, which count nowhere, every client drains and the probe reads the server
 then all stream for --duration seconds, drain again, and the probe reads /stats again.
 
 Per client and in total it reports frames sent, answered, superseded and failed (the
-server's counters for that very connection), errors, round-trip latency p50/p90/p99/max
+server's counters for that very connection), errors, round-trip latency p50/p90/p95/p99/max
 (from the echoed timestamps), frames/s and bytes/s, and it checks the books: each client's
 counts must equal the server's for its connection, and the server's totals must satisfy
 received == processed + superseded + failed. A mismatch is printed loudly and the exit
@@ -81,6 +81,7 @@ class ProbeConfig:
     duration_s: float = 10.0
     warmup_s: float = 2.0
     in_flight: int = 2
+    pacing: bool = True  # follow the server's pacing, as the client does
     scene: str = "group"
     width: int = 640
     height: int = 480
@@ -97,7 +98,7 @@ class ProbeConfig:
 
     def client_config(self, server_url: str) -> ClientConfig:
         return ClientConfig(server_url=server_url, token=self.token, ca_file=self.ca_file, insecure=self.insecure,
-                            binary=self.mode == "binary", in_flight=self.in_flight, width=self.width,
+                            binary=self.mode == "binary", in_flight=self.in_flight, pacing=self.pacing, width=self.width,
                             height=self.height, fps=self.fps, quality=self.quality)
 
 
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="frame encoding; both: one run each (default: binary)")
     load.add_argument("--in-flight", type=positive(int), default=2, metavar="K",
                       help="unanswered frames per client, as the client's --in-flight (default: 2)")
+    load.add_argument("--no-pacing", dest="pacing", action="store_false",
+                      help="do not offer the server's pacing (the client's --no-pacing; original clients never "
+                           "use it)")
     load.add_argument("--scene", choices=SCENES, default="group",
                       help="what the camera sees: group (six faces), astronaut or tom (one face) (default: group)")
     load.add_argument("--width", type=positive(int), default=640, metavar="PX")
@@ -275,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_url=args.server_url, spawn=args.spawn, server_args=tuple(args.server_args),
         token=args.token or os.environ.get(TOKEN_ENV) or None, ca_file=args.ca_file, insecure=args.insecure,
         clients=args.clients, processes=args.processes, fps=args.fps, duration_s=args.duration, warmup_s=args.warmup,
-        in_flight=args.in_flight, scene=args.scene, width=args.width, height=args.height, quality=args.quality,
+        in_flight=args.in_flight, pacing=args.pacing, scene=args.scene, width=args.width, height=args.height, quality=args.quality,
         progress=not args.quiet,
     )
     modes = MODES if args.mode == "both" else (args.mode,)

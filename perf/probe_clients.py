@@ -109,6 +109,7 @@ async def run_client(spec: ClientSpec, frames: Sequence[bytes], gate: Gate, http
         answered=phase.answered, skipped=phase.skipped, errors=phase.errors, timeouts=phase.timeouts,
         bytes_up=phase.bytes_up, bytes_down=phase.bytes_down, server=counter_deltas(before, after, FRAME_COUNTERS),
         server_in_flight=int(after.get("frames_in_flight", 0)), latencies_s=phase.latencies_s,
+        drain_latencies_s=phase.drain_latencies_s,
     )
 
 

@@ -30,14 +30,14 @@ def _table(columns: Sequence[tuple[str, int]], rows: Iterable[Sequence[str]]) ->
 
 
 def _latency_cells(latency: Latency) -> list[str]:
-    return [_ms(latency.p50_ms), _ms(latency.p90_ms), _ms(latency.p99_ms), _ms(latency.max_ms)]
+    return [_ms(latency.p50_ms), _ms(latency.p90_ms), _ms(latency.p95_ms), _ms(latency.p99_ms), _ms(latency.max_ms)]
 
 
-SWEEP_COLUMNS = (("clients", 7), ("mode", 6), ("fps", 8), ("fps/cl", 7), ("p50 ms", 7), ("p90 ms", 7), ("p99 ms", 7),
-                 ("max ms", 7), ("supers%", 7), ("errors", 6), ("batch", 5), ("check", 8))
+SWEEP_COLUMNS = (("clients", 7), ("mode", 6), ("fps", 8), ("fps/cl", 7), ("p50 ms", 7), ("p90 ms", 7), ("p95 ms", 7),
+                 ("p99 ms", 7), ("max ms", 7), ("supers%", 7), ("errors", 6), ("batch", 5), ("check", 8))
 CLIENT_COLUMNS = (("client", 6), ("face", 9), ("sent", 6), ("skip", 5), ("answer", 6), ("supers", 6), ("failed", 6),
-                  ("errors", 6), ("lost", 4), ("fps", 6), ("p50 ms", 7), ("p90 ms", 7), ("p99 ms", 7), ("max ms", 7),
-                  ("up KB/s", 8), ("dn KB/s", 8))
+                  ("errors", 6), ("lost", 4), ("fps", 6), ("p50 ms", 7), ("p90 ms", 7), ("p95 ms", 7), ("p99 ms", 7),
+                  ("max ms", 7), ("up KB/s", 8), ("dn KB/s", 8))
 
 
 def sweep_table(results: Sequence[ProbeResult]) -> str:
@@ -66,9 +66,14 @@ def client_table(result: ProbeResult) -> str:
         f"{delta['frames_superseded']}, failed {delta['frames_failed']}; batch {result.batch_size_avg:.2f}; "
         f"server time p50 {after.get('server_time_p50', 0) * 1000:.1f} ms, "
         f"p99 {after.get('server_time_p99', 0) * 1000:.1f} ms{cpu}; "
+        f"median of the clients' p95: {result.client_p95_median_ms:.1f} ms; "
         f"accounting {'MISMATCH' if result.problems else 'ok'}")
+    drained = [s for client in result.per_client for s in client.drain_latencies_s]
+    drain = (f"drain: {len(drained)} answers came after the clients' last sends (max {max(drained) * 1000:.1f} ms); "
+             "they waited behind every other client's last frame, as no live stream does, and are not in the "
+             "percentiles") if drained else "drain: no answers after the last sends"
     title = f"{result.mode}, {result.clients} client(s), {result.duration_s:g} s measured:"
-    return "\n".join([title, *_table(CLIENT_COLUMNS, rows), server])
+    return "\n".join([title, *_table(CLIENT_COLUMNS, rows), server, drain])
 
 
 def mismatch_report(result: ProbeResult) -> str:

@@ -27,14 +27,15 @@ class Latency:
 
     p50_ms: float
     p90_ms: float
+    p95_ms: float
     p99_ms: float
     max_ms: float
 
     @classmethod
     def of(cls, samples_s: list[float]) -> Latency:
         if not samples_s:
-            return cls(math.nan, math.nan, math.nan, math.nan)
-        return cls(*(percentile(samples_s, q) * 1000 for q in (50, 90, 99)), max(samples_s) * 1000)
+            return cls(math.nan, math.nan, math.nan, math.nan, math.nan)
+        return cls(*(percentile(samples_s, q) * 1000 for q in (50, 90, 95, 99)), max(samples_s) * 1000)
 
 
 @dataclass
@@ -54,7 +55,8 @@ class ClientResult:
     bytes_down: int
     server: dict[str, int]  # this connection's frame counters on the server, over the phase
     server_in_flight: int  # frames of this connection the server still held at the end
-    latencies_s: list[float] = field(default_factory=list, repr=False)
+    latencies_s: list[float] = field(default_factory=list, repr=False)  # while streaming
+    drain_latencies_s: list[float] = field(default_factory=list, repr=False)  # after the last send
 
     @property
     def superseded(self) -> int:
@@ -86,9 +88,11 @@ class ClientResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        del data["latencies_s"]
+        del data["latencies_s"], data["drain_latencies_s"]
         latency = self.latency
-        data.update(superseded=self.superseded, failed=self.failed, fps=self.fps, latency_ms=asdict(latency))
+        data.update(superseded=self.superseded, failed=self.failed, fps=self.fps, latency_ms=asdict(latency),
+                    drain_answers=len(self.drain_latencies_s),
+                    drain_max_ms=max(self.drain_latencies_s) * 1000 if self.drain_latencies_s else None)
         return data
 
 
@@ -157,6 +161,12 @@ class ProbeResult:
         return Latency.of([s for client in self.per_client for s in client.latencies_s])
 
     @property
+    def client_p95_median_ms(self) -> float:
+        """The median over clients of each client's own p95: what a typical client sees at its worst."""
+        values = sorted(client.latency.p95_ms for client in self.per_client if client.latencies_s)
+        return percentile(values, 50) if values else math.nan
+
+    @property
     def bytes_per_s(self) -> tuple[float, float]:
         """(up, down), all clients together."""
         up = sum(c.bytes_up / c.seconds for c in self.per_client if c.seconds > 0)
@@ -199,6 +209,7 @@ class ProbeResult:
             "sent": self.sent, "answered": self.answered, "superseded": self.superseded, "failed": self.failed,
             "errors": self.errors, "superseded_pct": self.superseded_pct, "fps": self.fps,
             "fps_per_client": self.fps_per_client, "latency_ms": asdict(self.latency),
+            "client_p95_median_ms": self.client_p95_median_ms,
             "bytes_up_per_s": up, "bytes_down_per_s": down, "batch_size_avg": self.batch_size_avg,
         }
         data["server_delta"] = self.server_delta

@@ -86,6 +86,13 @@ class ClientState:
     time: float = 0.0
     sources: dict = field(default_factory=dict)
     face_map: list = field(default_factory=list)
+    order: int = -1  # the current frame's place in the client's stream (the first `at` makes it 0)
+    scratch: dict = field(default_factory=dict)  # the current frame's
+
+    def at(self, time: float) -> "ClientState":
+        """Move on to the client's next frame, arriving at `time`."""
+        self.time, self.order, self.scratch = time, self.order + 1, {}
+        return self
 
 
 def track_clip(analyser: FaceAnalyser, clip: Clip, smoothing: float, with_landmarks: bool = True,
@@ -98,7 +105,7 @@ def track_clip(analyser: FaceAnalyser, clip: Clip, smoothing: float, with_landma
         if detect is not None:
             analyser.detector = _OneByOne(detect)
         for index, frame in enumerate(clip.frames):
-            client.time = index / clip.fps
+            client.at(index / clip.fps)
             results.append(analyser.analyse_tracked([frame], [client], with_landmarks)[0])
     finally:
         analyser.detector = original

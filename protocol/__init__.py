@@ -3,10 +3,12 @@
 No sockets, no asyncio, no numpy: the server, the Python client, the probe and the tests
 all share this package, and the browser page mirrors `binary_codec` in JavaScript.
 """
-from .binary_codec import HEADER_SIZE, VERSION, Kind, decode_binary, encode_binary
+from .binary_codec import HEADER_SIZE, PACED, VERSION, Kind, decode_binary, encode_binary
 from .errors import ErrorCode, ProtocolError
 from .json_codec import decode_json, encode_json
 from .messages import (
+    MAX_PACE_MS,
+    PACING,
     Config,
     ConfigConfirmation,
     Error,
@@ -29,6 +31,9 @@ from .messages import (
 
 __all__ = [
     "HEADER_SIZE",
+    "PACED",
+    "PACING",
+    "MAX_PACE_MS",
     "VERSION",
     "Kind",
     "decode_binary",

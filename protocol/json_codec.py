@@ -13,6 +13,7 @@ import orjson
 
 from .errors import ErrorCode, ProtocolError
 from .messages import (
+    MAX_PACE_MS,
     Config,
     ConfigConfirmation,
     Error,
@@ -81,6 +82,15 @@ def _optional_seq(fields: dict[str, Any]) -> int | None:
     return value
 
 
+def _optional_pace(fields: dict[str, Any], seq: int | None) -> int | None:
+    value = fields.get("pace_ms")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PACE_MS:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'pace_ms' must be a non-negative integer", seq)
+    return value
+
+
 def _string(fields: dict[str, Any], name: str, default: str | None = None) -> str:
     value = fields.get(name, default) if default is not None else _required(fields, name)
     if not isinstance(value, str):
@@ -99,7 +109,8 @@ def _processed_frame(fields: dict[str, Any]) -> ProcessedFrame:
     timestamp = _optional_timestamp(fields, seq)
     if timestamp is None:
         raise ProtocolError(ErrorCode.MISSING_FIELD, "'processed_frame' message needs 'timestamp'", seq)
-    return ProcessedFrame(jpeg=decode_base64(_required(fields, "data", seq), seq), timestamp=timestamp, seq=seq)
+    return ProcessedFrame(jpeg=decode_base64(_required(fields, "data", seq), seq), timestamp=timestamp, seq=seq,
+                          pace_ms=_optional_pace(fields, seq))
 
 
 def _object(fields: dict[str, Any], name: str) -> dict[str, Any]:
@@ -213,9 +224,11 @@ def _b64(data: bytes) -> str:
 
 def _fields(message: Message) -> dict[str, Any]:
     if isinstance(message, ProcessedFrame):
-        return _with_seq(
-            {"type": "processed_frame", "data": _b64(message.jpeg), "timestamp": message.timestamp}, message.seq
-        )
+        fields = _with_seq({"type": "processed_frame", "data": _b64(message.jpeg), "timestamp": message.timestamp},
+                           message.seq)
+        if message.pace_ms is not None:
+            fields["pace_ms"] = message.pace_ms
+        return fields
     if isinstance(message, Frame):
         fields: dict[str, Any] = {"type": "frame", "data": _b64(message.jpeg)}
         if message.timestamp is not None:

@@ -13,6 +13,11 @@ from typing import Any, Union
 # browsers send integer milliseconds.
 Timestamp = Union[int, float]
 
+# The WebSocket subprotocol a client offers to be paced: its `processed_frame`s then carry
+# `pace_ms` (docs/protocol.md, "Pacing"). Clients that do not offer it see no change.
+PACING = "facestream.pacing"
+MAX_PACE_MS = 0xFFFFFFFF
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
@@ -30,6 +35,7 @@ class ProcessedFrame:
     jpeg: bytes
     timestamp: Timestamp
     seq: int | None = None
+    pace_ms: int | None = None  # paced connections: send the next frame this long after this one was sent
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ import itertools
 import logging
 import signal
 import time
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import AsyncIterator, Callable
@@ -20,16 +19,23 @@ from typing import AsyncIterator, Callable
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from protocol import PACING
+
+from models.device import ModelDevice
+from models.host import HostPool
+
 from .batcher import Batcher
 from .config import ServerConfig
-from .devices import Device, DeviceLoad, least_loaded
+from .devices import Device, least_loaded
 from .drain import Drain
 from .jpeg import JpegCodec
 from .memory import release_freed_memory
 from .pipeline import Pipeline
 from .processors import build_processors
 from .security import TokenStore, access_middleware, check_upgrade, is_loopback
-from .session import ClientSession, SessionLimits
+from .scheduler import Scheduler
+from .session import ClientSession
+from .session_core import SessionCore, SessionLimits
 from .stats import ServerStats
 
 log = logging.getLogger(__name__)
@@ -48,37 +54,41 @@ DRAIN = web.AppKey("drain", Drain)
 READY = web.AppKey("ready", asyncio.Event)
 
 
-async def _start_device(app: web.Application, index: int, codec_pool: ThreadPoolExecutor) -> Device:
+async def _start_device(app: web.Application, index: int, host: HostPool) -> Device:
     """Models, pipeline and batcher of one device (sessions load in a worker thread)."""
     config = app[CONFIG]
     loop = asyncio.get_running_loop()
-    processors = await loop.run_in_executor(app[WORKERS], build_processors, config, index)
+    model_device = ModelDevice(f"device {index}")
+    processors = await loop.run_in_executor(app[WORKERS], build_processors, config, index, model_device, host)
     pipeline = Pipeline(
         processors=processors,
         codec=JpegCodec(quality=config.jpeg_quality, max_pixels=config.max_image_pixels),
-        codec_pool=codec_pool,
-        device_lock=threading.Lock(),
+        host=host,
     )
-    load = DeviceLoad()
-    batcher = Batcher(pipeline, app[STATS], app[WORKERS], config.max_batch, config.batches_in_flight, load)
+    scheduler: Scheduler = Scheduler(max_batch=config.max_batch, latency_target_s=config.latency_target_ms / 1000,
+                                     max_in_flight=config.batches_in_flight,
+                                     device_is_host=config.provider == "cpu")
+    batcher = Batcher(pipeline, app[STATS], app[WORKERS], scheduler)
     default_sources = None
     if config.source is not None:
         default_sources = await loop.run_in_executor(app[WORKERS], pipeline.prepare_sources, config.source.read_bytes())
-    batcher.start()
-    log.info("device %d: frame processors %s; max batch %d", index, ", ".join(p.name for p in processors), config.max_batch)
-    return Device(index=index, pipeline=pipeline, batcher=batcher, load=load, default_sources=default_sources)
+    batcher.start(model_device)
+    log.info("device %d: frame processors %s; max batch %d, latency target %g ms", index,
+             ", ".join(p.name for p in processors), config.max_batch, config.latency_target_ms)
+    return Device(index=index, pipeline=pipeline, batcher=batcher, model_device=model_device,
+                  default_sources=default_sources)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    codec_pool = ThreadPoolExecutor(config.codec_threads, thread_name_prefix="codec")
+    host_pool = ThreadPoolExecutor(config.codec_threads, thread_name_prefix="host")
     app[WORKERS] = ThreadPoolExecutor(config.batches_in_flight * len(config.devices), thread_name_prefix="batch")
     app[PREPARERS] = ThreadPoolExecutor(len(config.devices), thread_name_prefix="prepare")
     devices: list[Device] = []
     app[DEVICES] = devices
     try:
         for index in config.devices:
-            devices.append(await _start_device(app, index, codec_pool))
+            devices.append(await _start_device(app, index, HostPool(host_pool)))
         app[STATS].devices = devices
         if config.source is not None:
             log.info("default source face: %s", config.source)
@@ -95,7 +105,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             await device.batcher.stop()
         app[WORKERS].shutdown(wait=True)
         app[PREPARERS].shutdown(wait=True)
-        codec_pool.shutdown(wait=True)
+        host_pool.shutdown(wait=True)
 
 
 async def _close_idle_sessions(app: web.Application) -> None:
@@ -126,6 +136,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         compress=False,  # JPEG does not deflate; compression would only burn CPU
         heartbeat=config.heartbeat_s,
         decode_text=False,
+        protocols=(PACING,),  # offered by clients that follow the server's pacing
     )
     if not ws.can_prepare(request).ok:  # a browser opening the server's URL gets the web client
         return web.FileResponse(WEB_ROOT / "index.html")
@@ -140,17 +151,24 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         return ws
     device = least_loaded(app[DEVICES])
     loop = asyncio.get_running_loop()
-    session = ClientSession(
+    core = SessionCore(
         client_id=next(app[CLIENT_IDS]),
-        ws=ws,
         stats=app[STATS],
-        batcher=device.batcher,
+        limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes),
+        sources=device.default_sources,
+        options=dict(config.options),
+        last_activity=time.monotonic(),
+    )
+    if ws.ws_protocol == PACING:
+        scheduler = device.batcher.scheduler
+        core.pace = lambda received_at, taken_at: scheduler.pace_s(time.monotonic(), received_at, taken_at)
+    session = ClientSession(
+        core,
+        ws,
+        device.batcher,
         prepare_sources=lambda data: loop.run_in_executor(app[PREPARERS], device.pipeline.prepare_sources, data),
         prepare_face_map=lambda pairs: loop.run_in_executor(
             app[PREPARERS], device.pipeline.prepare_face_map, pairs, config.max_source_bytes),
-        default_sources=device.default_sources,
-        default_options=dict(config.options),
-        limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes),
     )
     stats = app[STATS]
     stats.connected_clients += 1
@@ -169,7 +187,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         stats.connected_clients -= 1
         device.clients -= 1
         await session.close()
-        log.info("client %d disconnected (%s)", session.client_id, session.frames.as_dict())
+        log.info("client %d disconnected (%s)", session.client_id, core.frames.as_dict())
     return ws
 
 

@@ -1,10 +1,10 @@
-"""Cross-client batching: one batcher per inference device.
+"""Cross-client batching on one device: the asyncio shell around the `Scheduler`.
 
-It wakes when any client's mailbox fills, takes the newest frame of every ready client
-(oldest-waiting client first, up to `max_batch`), and runs the batch in a worker thread.
-Up to `batches_in_flight` batches run at once, so batch k+1 is gathered and decoded while
-batch k holds the device; there is no artificial wait to fill a batch, so a lone client
-pays no batching latency and a saturated device gets full batches.
+It asks the scheduler what to do whenever that may have changed (a mailbox filled, a batch
+returned, the time it named came), takes the frames it names, and runs each batch in a
+worker thread. Several batches may be in flight: only their model calls take turns on the
+device (`models.device`), so one batch's host work (decode, crops, paste-back, encode)
+overlaps another's models.
 """
 from __future__ import annotations
 
@@ -12,47 +12,49 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Executor
+from typing import Hashable, Protocol
 
+from models.device import ModelDevice
+from models.work import WorkAccount
 from protocol import ErrorCode, ProtocolError
 
-from .devices import DeviceLoad
 from .pipeline import FrameWork, Pipeline
-from .session import ClientSession, FrameJob
+from .scheduler import Scheduler, Take
 from .stats import ServerStats
 
 log = logging.getLogger(__name__)
 
 
+class Mailbox(Hashable, Protocol):
+    """A client as the batcher sees it: a mailbox to take from, and a place for the result."""
+
+    def take(self, now: float) -> tuple[object, FrameWork]: ...
+
+    def complete(self, job: object, work: FrameWork) -> None: ...
+
+
 class Batcher:
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        stats: ServerStats,
-        executor: Executor,
-        max_batch: int,
-        batches_in_flight: int,
-        load: DeviceLoad,
-    ) -> None:
+    def __init__(self, pipeline: Pipeline, stats: ServerStats, executor: Executor, scheduler: Scheduler) -> None:
         self._pipeline = pipeline
-        self._load = load
         self._stats = stats
         self._executor = executor
-        self._max_batch = max_batch
-        self._ready: dict[ClientSession, None] = {}  # insertion-ordered set: fairness
+        self.scheduler = scheduler
         self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(batches_in_flight)
         self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
-    def mark_ready(self, session: ClientSession) -> None:
-        self._ready[session] = None
+    def mark_ready(self, mailbox: Mailbox, at: float) -> None:
+        self.scheduler.mark_ready(mailbox, at)
         self._wakeup.set()
 
-    def forget(self, session: ClientSession) -> None:
-        self._ready.pop(session, None)
+    def forget(self, mailbox: Mailbox) -> None:
+        self.scheduler.forget(mailbox)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._gather_loop(), name="batcher")
+    def start(self, device: ModelDevice) -> None:
+        """Start deciding; every model call that ends on `device` is a moment to decide again."""
+        loop = asyncio.get_running_loop()
+        device.on_call_end = lambda: loop.call_soon_threadsafe(self._wakeup.set)
+        self._task = asyncio.create_task(self._loop(), name="batcher")
 
     async def stop(self) -> None:
         """Stop taking frames and let the batches already running finish."""
@@ -62,44 +64,43 @@ class Batcher:
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
-    def _take_batch(self) -> list[tuple[ClientSession, FrameJob, FrameWork]]:
-        batch = []
-        while self._ready and len(batch) < self._max_batch:
-            session = next(iter(self._ready))
-            del self._ready[session]
-            job, work = session.take()
-            batch.append((session, job, work))
-        return batch
-
-    async def _gather_loop(self) -> None:
+    async def _loop(self) -> None:
         while True:
-            await self._wakeup.wait()
-            await self._slots.acquire()
-            batch = self._take_batch()
-            if not self._ready:
-                self._wakeup.clear()
-            if not batch:
-                self._slots.release()
+            self._wakeup.clear()
+            now = time.monotonic()
+            decision = self.scheduler.plan(now)
+            if isinstance(decision, Take):
+                self._start(decision.clients, now)
                 continue
-            task = asyncio.create_task(self._run(batch))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            timeout = None if decision.until is None else max(0.0, decision.until - now)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
 
-    async def _run(self, batch: list[tuple[ClientSession, FrameJob, FrameWork]]) -> None:
+    def _start(self, mailboxes: list[Mailbox], now: float) -> None:
+        batch = [(mailbox, *mailbox.take(now)) for mailbox in mailboxes]
+        account = WorkAccount(priority=now)
+        ages = [now - work.context.time for _, _, work in batch]
+        batch_id = self.scheduler.started(len(batch), now, ages, account)
+        task = asyncio.create_task(self._run(batch_id, batch, account))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch_id: int, batch: list[tuple[Mailbox, object, FrameWork]], account: WorkAccount) -> None:
         works = [work for _, _, work in batch]
-        taken_at = time.monotonic()
         try:
             loop = asyncio.get_running_loop()
-            timings = await loop.run_in_executor(self._executor, self._pipeline.run, works)
-            self._stats.record_batch(len(batch), timings.decode_s, timings.process_s, timings.encode_s)
-            # The device's load is its model time; decode and encode run on the codec pool.
-            self._load.record(timings.process_s, len(batch), [taken_at - job.received_at for _, job, _ in batch])
+            wake = lambda: loop.call_soon_threadsafe(self._wakeup.set)  # noqa: E731 - the next batch may start
+            timings = await loop.run_in_executor(self._executor, self._pipeline.run, works, account, wake)
+            self._stats.record_batch(len(batch), timings)
         except Exception:  # the pipeline isolates frame failures; this is a bug, fail the batch loudly
             log.exception("batch of %d frames crashed", len(batch))
             for work in works:
                 if work.result is None and work.error is None:
                     work.error = ProtocolError(ErrorCode.PROCESSING_FAILED, "the server failed to process this frame", work.seq)
         finally:
-            self._slots.release()
-        for session, job, work in batch:
-            session.complete(job, work)
+            self.scheduler.finished(batch_id, time.monotonic())
+            self._wakeup.set()
+        for mailbox, job, work in batch:
+            mailbox.complete(job, work)

@@ -8,6 +8,7 @@ from typing import Sequence
 from models.options import OPTIONS, OptionError, validate
 from models.processors import DETECTORS
 from models.sessions import ProviderError, check_provider
+from models.simulated import COST_TABLES
 
 from .config import ServerConfig
 from .processors import PROCESSORS
@@ -17,6 +18,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
 
@@ -43,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", "--server-port", dest="port", type=int, default=defaults.port, help="TCP port")
     parser.add_argument(
         "--provider", "--execution-provider", dest="provider", default=defaults.provider,
-        help="ONNX Runtime execution provider: cpu, cuda, tensorrt, ...",
+        help="ONNX Runtime execution provider: cpu, cuda, tensorrt, ...; or `simulated`: model calls that take "
+             "a GPU's time (--simulated-device) without using the CPU, to measure scheduling and host work here",
+    )
+    parser.add_argument(
+        "--simulated-device", choices=sorted(COST_TABLES), default=defaults.simulated_device,
+        help="the cost table of --provider simulated (see models/simulated.py)",
     )
     parser.add_argument(
         "--execution-threads", type=int, default=defaults.execution_threads,
@@ -55,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
              "go to the least loaded one. With --provider cpu, several indices make virtual devices",
     )
     parser.add_argument("--max-batch", type=_positive, default=defaults.max_batch, help="most frames in one batch")
+    parser.add_argument(
+        "--latency-target-ms", type=_positive_float, default=defaults.latency_target_ms, metavar="MS",
+        help="batches are sized from the measured cost of the device so that a batch's time from taking its frames "
+             "to their results stays within this (on a CPU that means small batches, on a GPU large ones)",
+    )
+    parser.add_argument(
+        "--batches-in-flight", type=_positive, default=defaults.batches_in_flight, metavar="N",
+        help="most batches running at once; only their model calls take turns on the device, so one batch's "
+             "host work overlaps another's models",
+    )
     parser.add_argument(
         "-s", "--source", type=Path, default=None,
         help="default source face for clients that send none (otherwise their frames come back unchanged)",
@@ -138,6 +161,9 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
         host=args.host,
         port=args.port,
         provider=args.provider.lower(),
+        simulated_device=args.simulated_device,
+        latency_target_ms=args.latency_target_ms,
+        batches_in_flight=args.batches_in_flight,
         execution_threads=args.execution_threads,
         devices=args.devices,
         max_batch=args.max_batch,

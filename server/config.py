@@ -22,9 +22,11 @@ class ServerConfig:
     provider: str = "cpu"
     execution_threads: int = 0  # 0 = ONNX Runtime's own default
     devices: tuple[int, ...] = (0,)  # one batcher and set of model sessions per device
+    simulated_device: str = "h100"  # the cost table of `--provider simulated`
     max_batch: int = 8
-    batches_in_flight: int = 2  # batch k+1 decodes while batch k runs on the device
-    codec_threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    latency_target_ms: float = 60.0  # batches are sized so take -> results stays within this
+    batches_in_flight: int = 4  # at most; only their model calls take turns on the device
+    codec_threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))  # the host pool
     frame_processors: tuple[str, ...] = ("face_swapper",)
     source: Path | None = None
     models_dir: Path | None = None

@@ -1,23 +1,24 @@
 """One batch's trip through a worker thread: decode -> processors -> encode.
 
-Runs off the event loop. Decode and encode fan out over a codec thread pool (libjpeg-turbo
-releases the GIL); the processors run under the device lock so that one device executes
-one batch at a time while the next batch is already being decoded.
+Runs off the event loop. Decode, encode and the processors' per-frame host work fan out
+over the host pool (libjpeg-turbo, OpenCV and NumPy release the GIL); model calls queue
+for the device (`models.device`), so only they wait for other batches. The batch's
+`WorkAccount` collects what it cost: device time, and CPU time per host stage.
 """
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
-from models.analysis import NoFaceError
+from models.analysis import NoFaceError, frames_finished
+from models.host import HostPool
 from models.processors import MappedFace
+from models.work import WorkAccount, working_on
 from protocol import ErrorCode, FacePair, ProtocolError
 
 from .jpeg import JpegCodec
@@ -25,9 +26,6 @@ from .limits import check_source_size
 from .processors import FrameContext, FrameProcessor
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass
@@ -43,26 +41,20 @@ class FrameWork:
 
 @dataclass(frozen=True)
 class BatchTimings:
-    decode_s: float
-    process_s: float
-    encode_s: float
+    """Seconds of one batch: wall time from start to results, model time on the device (and
+    waiting for it), and CPU time per host stage, summed over the threads that did it."""
 
-    @property
-    def total_s(self) -> float:
-        return self.decode_s + self.process_s + self.encode_s
+    wall_s: float
+    device_s: float
+    device_wait_s: float
+    host_cpu_s: dict[str, float]
 
 
 @dataclass
 class Pipeline:
     processors: Sequence[FrameProcessor]
     codec: JpegCodec
-    codec_pool: Executor
-    device_lock: threading.Lock
-
-    def _fan_out(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        if len(items) == 1:
-            return [function(items[0])]
-        return list(self.codec_pool.map(function, items))
+    host: HostPool
 
     def _decode(self, work: FrameWork) -> np.ndarray | None:
         try:
@@ -96,24 +88,24 @@ class Pipeline:
             outputs.extend(self._process_isolating_failures([work], [fresh]) if fresh is not None else [None])
         return outputs
 
-    def run(self, works: list[FrameWork]) -> BatchTimings:
-        """Fill in `result` or `error` of every frame; never raises for a bad frame."""
+    def run(self, works: list[FrameWork], account: WorkAccount, on_processed: Callable[[], None] = lambda: None) -> BatchTimings:
+        """Fill in `result` or `error` of every frame; never raises for a bad frame.
+
+        `on_processed` is called (from this worker thread) when only encoding is left."""
         start = time.perf_counter()
-        images = self._fan_out(self._decode, works)
-        decoded = [(work, image) for work, image in zip(works, images) if image is not None]
-        after_decode = time.perf_counter()
-        outputs: list[np.ndarray | None] = []
-        locked_at = after_decode
-        if decoded:
-            with self.device_lock:
-                locked_at = time.perf_counter()  # waiting for the previous batch is not processing
-                outputs = self._process_isolating_failures([w for w, _ in decoded], [i for _, i in decoded])
-        after_process = time.perf_counter()
-        to_encode = [(work, image) for (work, _), image in zip(decoded, outputs) if image is not None]
-        for (work, _), jpeg in zip(to_encode, self._fan_out(lambda pair: self.codec.encode(pair[1]), to_encode)):
-            work.result = jpeg
-        end = time.perf_counter()
-        return BatchTimings(after_decode - start, after_process - locked_at, end - after_process)
+        with working_on(account):
+            try:
+                images = self.host.map("decode", self._decode, works)
+                decoded = [(work, image) for work, image in zip(works, images) if image is not None]
+                outputs = self._process_isolating_failures([w for w, _ in decoded], [i for _, i in decoded]) if decoded else []
+            finally:
+                frames_finished([work.context for work in works])  # their clients' next frames may be analysed
+                account.processed_at = time.monotonic()
+                on_processed()
+            to_encode = [(work, image) for (work, _), image in zip(decoded, outputs) if image is not None]
+            for (work, _), jpeg in zip(to_encode, self.host.map("encode", lambda pair: self.codec.encode(pair[1]), to_encode)):
+                work.result = jpeg
+        return BatchTimings(time.perf_counter() - start, account.device_s, account.wait_s, dict(account.host_cpu_s))
 
     def prepare_face_map(self, pairs: Sequence[FacePair], max_bytes: int) -> list[MappedFace | ProtocolError]:
         """Each pair's sources and its target person's embedding, computed once (off the loop)."""
@@ -128,9 +120,7 @@ class Pipeline:
                 check_source_size(pair.target, max_bytes)
                 sources = self.prepare_sources(pair.source)
                 target = self.codec.decode_any(pair.target)
-                with self.device_lock:
-                    embedding = identifiers[0].identify(target)
-                results.append(MappedFace(embedding=embedding, sources=sources))
+                results.append(MappedFace(embedding=identifiers[0].identify(target), sources=sources))
             except NoFaceError as exc:
                 results.append(ProtocolError(ErrorCode.NO_FACE, f"target photo: {exc}"))
             except ProtocolError as exc:
@@ -141,7 +131,6 @@ class Pipeline:
         """Decode a client's source photo and let every processor prepare it (off the loop)."""
         image = self.codec.decode_any(image_data)
         try:
-            with self.device_lock:
-                return {processor.name: processor.prepare_source(image) for processor in self.processors}
+            return {processor.name: processor.prepare_source(image) for processor in self.processors}
         except NoFaceError as exc:
             raise ProtocolError(ErrorCode.NO_FACE, str(exc)) from None

@@ -10,6 +10,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from models.device import ModelDevice
+from models.host import HostPool
 from models.processors import FaceEnhancer, MappedFace, ModelHub, ModelSettings, build_swapper
 
 from .config import ServerConfig
@@ -25,6 +27,8 @@ class FrameContext:
     face_map: tuple[MappedFace, ...] = ()  # several sources, each for one person (face_map message)
     state: dict[str, Any] = field(default_factory=dict)  # processors' per-client state (face tracks)
     time: float = 0.0  # the frame's arrival (time.monotonic())
+    order: int = 0  # the frame's place among its client's frames, as taken
+    scratch: dict[str, Any] = field(default_factory=dict)  # this frame's: what one processor hands the next
 
 
 class FrameProcessor(Protocol):
@@ -65,8 +69,10 @@ PROCESSORS: dict[str, ProcessorFactory] = {
 }
 
 
-def build_processors(config: ServerConfig, device: int = 0) -> list[FrameProcessor]:
-    """Instantiate `--frame-processor` names in order, sharing one set of model sessions on `device`."""
+def build_processors(config: ServerConfig, device: int = 0, model_device: ModelDevice | None = None,
+                     host: HostPool | None = None) -> list[FrameProcessor]:
+    """Instantiate `--frame-processor` names in order, sharing one set of model sessions on `device`,
+    their calls queued on `model_device`, their host work spread over `host`."""
     unknown = [name for name in config.frame_processors if name not in PROCESSORS]
     if unknown:
         raise ValueError(f"unknown frame processor(s) {', '.join(unknown)}; available: {', '.join(PROCESSORS)}")
@@ -79,5 +85,6 @@ def build_processors(config: ServerConfig, device: int = 0) -> list[FrameProcess
         detect_every=config.detect_every,
         hold_frames=config.hold_frames,
         device=device,
-    ))
+        simulated_device=config.simulated_device,
+    ), model_device, host)
     return [PROCESSORS[name](hub) for name in config.frame_processors]

@@ -10,12 +10,15 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .pipeline import BatchTimings
 
 LATENCY_WINDOW = 4096  # recent frames behind the percentiles in `stats`
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
@@ -55,9 +58,9 @@ class ServerStats:
     clients_total: int = 0
     batches: int = 0
     batched_frames: int = 0
-    decode_s: float = 0.0
-    process_s: float = 0.0
-    encode_s: float = 0.0
+    device_s: float = 0.0  # model calls on the device
+    device_wait_s: float = 0.0  # batches waiting for the device
+    host_cpu_s: collections.Counter[str] = field(default_factory=collections.Counter)  # per host stage
     processing_s_total: float = 0.0
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     started_monotonic: float = field(default_factory=time.monotonic)
@@ -74,13 +77,13 @@ class ServerStats:
         )
         self.registry.register(_StatsCollector(self))
 
-    def record_batch(self, size: int, decode_s: float, process_s: float, encode_s: float) -> None:
+    def record_batch(self, size: int, timings: "BatchTimings") -> None:
         self.batches += 1
         self.batched_frames += size
-        self.decode_s += decode_s
-        self.process_s += process_s
-        self.encode_s += encode_s
-        self.processing_s_total += size * (decode_s + process_s + encode_s)
+        self.device_s += timings.device_s
+        self.device_wait_s += timings.device_wait_s
+        self.host_cpu_s.update(timings.host_cpu_s)
+        self.processing_s_total += size * timings.wall_s  # each frame spent the batch's time in the worker
 
     def record_delivery(self, server_time_s: float) -> None:
         self.server_times.append(server_time_s)
@@ -91,6 +94,7 @@ class ServerStats:
         times = np.fromiter(self.server_times, dtype=np.float64)
         p50, p90, p99 = (np.percentile(times, (50, 90, 99)) if times.size else (0.0, 0.0, 0.0))
         per_frame = self.batched_frames or 1
+        decode_s, encode_s = self.host_cpu_s["decode"], self.host_cpu_s["encode"]
         data: dict[str, object] = {
             "connected_clients": self.connected_clients,
             "frames_processed": self.frames.processed,
@@ -100,9 +104,12 @@ class ServerStats:
             "batches": self.batches,
             "batched_frames": self.batched_frames,
             "batch_size_avg": self.batched_frames / (self.batches or 1),
-            "decode_time_avg": self.decode_s / per_frame,
-            "process_time_avg": self.process_s / per_frame,
-            "encode_time_avg": self.encode_s / per_frame,
+            "decode_time_avg": decode_s / per_frame,
+            "process_time_avg": (self.device_s + sum(self.host_cpu_s.values()) - decode_s - encode_s) / per_frame,
+            "encode_time_avg": encode_s / per_frame,
+            "device_time_avg": self.device_s / per_frame,
+            "device_wait_avg": self.device_wait_s / per_frame,
+            "host_cpu_ms_per_frame": {stage: round(1000 * s / per_frame, 3) for stage, s in sorted(self.host_cpu_s.items())},
             "server_time_p50": float(p50),
             "server_time_p90": float(p90),
             "server_time_p99": float(p99),
@@ -132,21 +139,39 @@ class _StatsCollector(Collector):
         yield CounterMetricFamily("facestream_clients", "Client sessions opened", value=stats.clients_total)
         yield CounterMetricFamily("facestream_batches", "Batches run", value=stats.batches)
         yield CounterMetricFamily("facestream_batched_frames", "Frames run in batches", value=stats.batched_frames)
-        stage = CounterMetricFamily("facestream_stage_seconds", "Worker time by stage", labels=["stage"])
-        for name in ("decode", "process", "encode"):
-            stage.add_metric([name], getattr(stats, f"{name}_s"))
+        stage = CounterMetricFamily("facestream_host_cpu_seconds", "Host CPU time by pipeline stage", labels=["stage"])
+        for name, seconds in sorted(stats.host_cpu_s.items()):
+            stage.add_metric([name], seconds)
         yield stage
+        yield CounterMetricFamily("facestream_device_seconds", "Model time on the devices", value=stats.device_s)
+        yield CounterMetricFamily("facestream_device_wait_seconds", "Batches waiting for a device", value=stats.device_wait_s)
         per_device = {
             "clients": GaugeMetricFamily("facestream_device_clients", "Clients assigned", labels=["device"]),
             "busy_fraction": GaugeMetricFamily("facestream_device_busy_ratio", "Recent busy time fraction", labels=["device"]),
             "frames_per_s": GaugeMetricFamily("facestream_device_frames_per_second", "Recent frames/s", labels=["device"]),
             "queue_wait_avg": GaugeMetricFamily("facestream_device_queue_wait_seconds", "Recent wait for a batch", labels=["device"]),
+            "batch_size": GaugeMetricFamily("facestream_device_batch_size", "Frames in the latest batch", labels=["device"]),
+            "latency_target_ms": GaugeMetricFamily("facestream_device_latency_target_milliseconds",
+                                                   "Take-to-results time batches are sized for", labels=["device"]),
+            "batches_in_flight": GaugeMetricFamily("facestream_device_batches_in_flight", "Batches running", labels=["device"]),
+        }
+        costs = {
+            "fixed_ms": GaugeMetricFamily("facestream_cost_fixed_milliseconds", "Fitted fixed cost per call or batch",
+                                          labels=["device", "step"]),
+            "per_item_ms": GaugeMetricFamily("facestream_cost_per_item_milliseconds", "Fitted cost per item",
+                                             labels=["device", "step"]),
         }
         for device in stats.devices:
             values = device.as_dict()
             for key, family in per_device.items():
                 family.add_metric([str(device.index)], values[key])
+            fits = {"batch": values["batch_time"], "batch_device": values["batch_device_time"],
+                    **{f"model:{step}": fit for step, fit in values["model_costs"].items()}}
+            for step, fit in fits.items():
+                for key, family in costs.items():
+                    family.add_metric([str(device.index), step], fit[key])
         yield from per_device.values()
+        yield from costs.values()
         errors = CounterMetricFamily("facestream_errors", "Error messages sent, by code", labels=["code"])
         for code, count in sorted(stats.errors.items()):
             errors.add_metric([code], count)

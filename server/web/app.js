@@ -19,6 +19,9 @@ import { MessageLog, describeServerError, renderStats } from "./ui.js";
 
 // A frame unanswered this long is given up on, so a lost frame cannot stall the window.
 const FRAME_TIMEOUT_MS = 5000;
+// A paced frame may go this much before the server's time: half a frame of a 30 fps camera,
+// so the camera frame nearest to the server's turn is the one sent.
+const PACE_SLACK_MS = 1000 / 30 / 2;
 const METER_INTERVAL_MS = 250;
 
 const $ = (id) => document.getElementById(id);
@@ -66,7 +69,7 @@ const frameEncoder = new JpegEncoder();
 const snapshotEncoder = new JpegEncoder(); // its own canvas: a snapshot must not race a frame encode
 
 const state = {
-  window: new InFlightWindow({ limit: Number(ui.windowSize.value), timeoutMs: FRAME_TIMEOUT_MS }),
+  window: new InFlightWindow({ limit: Number(ui.windowSize.value), timeoutMs: FRAME_TIMEOUT_MS, paceSlackMs: PACE_SLACK_MS }),
   encoding: false, // one frame encode at a time; camera frames meanwhile are skipped
   sent: 0,
   skipped: 0,
@@ -114,7 +117,7 @@ function received(data) {
 function handleBinary(message) {
   if (message.kind !== protocol.Kind.PROCESSED_FRAME) return;
   const before = state.window.lastSettled;
-  if (state.window.settle(message.seq)) {
+  if (state.window.settle(message.seq, message.paceMs)) {
     // Frames between the last answer and this one were replaced on the server (latest wins).
     state.superseded += message.seq - before - 1;
   }

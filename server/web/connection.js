@@ -1,6 +1,7 @@
 // The WebSocket to the server: URL defaults, close-code explanations, reconnect with backoff,
 // and following the server's own `reconnect` requests (it is draining).
 // Frames and control messages pass through untouched; app.js decides what they mean.
+import { PACING } from "./protocol.js";
 
 /** ws(s)://<this page's host and path>: the server that served the page is the default. */
 export function defaultServerUrl(loc = globalThis.location) {
@@ -136,6 +137,11 @@ export class Connection {
     this.retryTimer = setTimeout(() => this.#attempt(), delay);
   }
 
+  /** Whether the server paces this connection (it chose the `facestream.pacing` subprotocol). */
+  get paced() {
+    return this.isOpen && this.ws.protocol === PACING;
+  }
+
   /** Bytes queued in the browser, not yet on the wire (a slow uplink shows here first). */
   get bufferedAmount() {
     return this.ws ? this.ws.bufferedAmount : 0;
@@ -147,7 +153,7 @@ export class Connection {
     this.onState("connecting", why ? `${why} ${connecting}` : connecting, why ? "warn" : "info");
     let ws;
     try {
-      ws = new this.WebSocketImpl(this.url);
+      ws = new this.WebSocketImpl(this.url, [PACING]); // a server that paces says so by choosing it
     } catch (error) {
       this.wanted = false;
       this.onState("closed", `Cannot open ${redact(this.url)}: ${error.message}`, "error");

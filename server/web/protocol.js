@@ -4,11 +4,16 @@
 //
 // Binary message: a 16-byte little-endian header, then the image bytes.
 //   offset 0 u8 version (1) | 1 u8 kind | 2 u16 flags | 4 u32 seq | 8 f64 timestamp
-// (Python struct format "<BBHId".)
+// (Python struct format "<BBHId".) On a paced connection a processed_frame may set flag
+// PACED: a u32 pace_ms then sits between the header and the image.
 
 export const VERSION = 1;
 export const HEADER_SIZE = 16;
 export const MAX_SEQ = 0xffffffff;
+export const PACED = 0x0001; // flag of a processed_frame: pace_ms follows the header
+export const PACE_SIZE = 4;
+// The WebSocket subprotocol that asks the server to pace this client (docs/protocol.md, "Pacing").
+export const PACING = "facestream.pacing";
 
 export const Kind = Object.freeze({
   FRAME: 1, // client -> server: a camera frame (JPEG)
@@ -59,17 +64,24 @@ export function encodeHeader({ kind, seq = 0, timestamp = 0, flags = 0 }) {
   return header;
 }
 
-/** Header + payload in one Uint8Array (a browser can instead send `new Blob([header, jpegBlob])`). */
+/**
+ * Header + payload in one Uint8Array (a browser can instead send `new Blob([header, jpegBlob])`).
+ * A `paceMs` (processed_frame, as a paced server writes it) sets flag PACED and goes before the payload.
+ */
 export function encodeBinary(fields, payload) {
-  const bytes = new Uint8Array(HEADER_SIZE + payload.byteLength);
-  bytes.set(new Uint8Array(encodeHeader(fields)), 0);
-  bytes.set(payload instanceof Uint8Array ? payload : new Uint8Array(payload), HEADER_SIZE);
+  const paced = fields.paceMs !== undefined && fields.paceMs !== null;
+  const start = HEADER_SIZE + (paced ? PACE_SIZE : 0);
+  const bytes = new Uint8Array(start + payload.byteLength);
+  bytes.set(new Uint8Array(encodeHeader(paced ? { ...fields, flags: (fields.flags ?? 0) | PACED } : fields)), 0);
+  if (paced) new DataView(bytes.buffer).setUint32(HEADER_SIZE, fields.paceMs, true);
+  bytes.set(payload instanceof Uint8Array ? payload : new Uint8Array(payload), start);
   return bytes;
 }
 
 /**
  * Parse a binary message (ArrayBuffer or a typed array view) into
- * {version, kind, flags, seq, timestamp, payload}; `payload` is a view, not a copy.
+ * {version, kind, flags, seq, timestamp, paceMs, payload}; `payload` is a view, not a copy, and
+ * `paceMs` is null unless the message is a paced processed_frame.
  * Throws ProtocolError like the Python decoder, checking in the same order: short -> bad_header,
  * version -> unsupported_version, NaN/infinite timestamp -> invalid_field, kind -> bad_header.
  */
@@ -93,7 +105,14 @@ export function decodeBinary(data) {
   if (!Object.values(Kind).includes(kind)) {
     throw new ProtocolError(ErrorCode.BAD_HEADER, `unknown binary kind ${kind}`, seq);
   }
-  return { version, kind, flags, seq, timestamp, payload: bytes.subarray(HEADER_SIZE) };
+  if (kind !== Kind.PROCESSED_FRAME || !(flags & PACED)) {
+    return { version, kind, flags, seq, timestamp, paceMs: null, payload: bytes.subarray(HEADER_SIZE) };
+  }
+  if (bytes.byteLength < HEADER_SIZE + PACE_SIZE) {
+    throw new ProtocolError(ErrorCode.BAD_HEADER, "paced processed_frame shorter than its pace field", seq);
+  }
+  const paceMs = new DataView(bytes.buffer, bytes.byteOffset + HEADER_SIZE, PACE_SIZE).getUint32(0, true);
+  return { version, kind, flags, seq, timestamp, paceMs, payload: bytes.subarray(HEADER_SIZE + PACE_SIZE) };
 }
 
 // ---- JSON control messages ------------------------------------------------------------

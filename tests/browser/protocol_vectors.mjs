@@ -19,7 +19,7 @@ function checkVectors(file) {
   assert.equal(file.header_size, protocol.HEADER_SIZE);
   assert.equal(file.version, protocol.VERSION);
   for (const v of file.vectors) {
-    const encoded = protocol.encodeBinary(v, fromHex(v.payload_hex));
+    const encoded = protocol.encodeBinary({ ...v, paceMs: v.pace_ms }, fromHex(v.payload_hex));
     assert.equal(toHex(encoded), v.bytes_hex, `encode: ${v.note}`);
     // Decode from an offset view too: a WebSocket ArrayBuffer is whole, but subarrays must work.
     const padded = new Uint8Array(v.bytes_hex.length / 2 + 3);
@@ -30,6 +30,7 @@ function checkVectors(file) {
       assert.equal(m.kind, v.kind, v.note);
       assert.equal(m.flags, v.flags, v.note);
       assert.equal(m.seq, v.seq, v.note);
+      assert.equal(m.paceMs, v.pace_ms, v.note);
       assert.ok(Object.is(m.timestamp, v.timestamp), `${v.note}: timestamp ${m.timestamp} != ${v.timestamp}`);
       assert.equal(toHex(m.payload), v.payload_hex, v.note);
     }
@@ -81,6 +82,19 @@ function checkFlow() {
   assert.equal(w.inFlight, 0);
   assert.equal(w.nextSeq(), 6, "seq keeps growing across reconnects");
   assert.throws(() => new InFlightWindow({ limit: 0 }), RangeError);
+
+  // Pacing, as in tests/client/test_flow.py: the next frame goes paceMs after the last sent.
+  const p = new InFlightWindow({ limit: 2, timeoutMs: 5000, paceSlackMs: 10 });
+  p.sent(0);
+  assert.ok(p.canSend(5), "no pace yet: the window alone decides");
+  assert.ok(p.settle(1, 300));
+  assert.ok(!p.canSend(100) && !p.canSend(289), "held back until the server's turn");
+  assert.ok(p.canSend(290), "within the slack of it");
+  p.sent(300);
+  assert.ok(!p.canSend(500), "the last pace spaces the next frame too, before any answer");
+  assert.ok(p.canSend(595));
+  p.reset();
+  assert.ok(p.canSend(596), "a new connection paces afresh");
 }
 
 function encodeForPython() {
@@ -92,12 +106,13 @@ function encodeForPython() {
     [protocol.Kind.FRAME, 0, 123456789, Date.now()],
     [protocol.Kind.FRAME, 3, 0xfffffffe, now + 0.125],
     [protocol.Kind.PROCESSED_FRAME, 0, 99, 1e-3],
+    [protocol.Kind.PROCESSED_FRAME, protocol.PACED, 100, now, 1234],
     [protocol.Kind.SOURCE_FACE, 0, 0, 0],
   ];
-  for (const [kind, flags, seq, timestamp] of cases) {
+  for (const [kind, flags, seq, timestamp, paceMs = null] of cases) {
     const payload = new TextEncoder().encode(`payload of seq ${seq}`);
-    const bytes = protocol.encodeBinary({ kind, flags, seq, timestamp }, payload);
-    out.push({ kind, flags, seq, timestamp, payload_hex: toHex(payload), bytes_hex: toHex(bytes) });
+    const bytes = protocol.encodeBinary({ kind, flags, seq, timestamp, paceMs }, payload);
+    out.push({ kind, flags, seq, timestamp, pace_ms: paceMs, payload_hex: toHex(payload), bytes_hex: toHex(bytes) });
   }
   return out;
 }
@@ -112,6 +127,8 @@ process.stdout.write(
     header_size: protocol.HEADER_SIZE,
     version: protocol.VERSION,
     kinds: protocol.Kind,
+    paced_flag: protocol.PACED,
+    pacing: protocol.PACING,
     error_codes: Object.values(protocol.ErrorCode),
     js_encoded: encodeForPython(),
   }) + "\n",

@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from models.processors import ModelHub, ModelSettings
-from server.app import create_app
+from server.app import SESSIONS, create_app
 from server.config import ServerConfig
 from tests import media
 from tests.browser import fake_camera
@@ -119,6 +119,8 @@ async def test_page_streams_the_camera_and_shows_swapped_faces(
             await expect(processed).to_be_visible()
             client_processed = json.loads(await processed.get_attribute("data-value"))
             assert client_processed >= 20
+            [session] = server.app[SESSIONS]
+            assert session.core.pace is not None, "the page asks to be paced (the facestream.pacing subprotocol)"
             async with http.get(server.make_url("/stats")) as response:
                 assert (await response.json())["frames_processed"] >= client_processed
             summary = {"fps": fps, "latency": latency_text, **meters, "server client.frames_processed": client_processed}

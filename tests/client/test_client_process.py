@@ -159,7 +159,7 @@ async def test_follows_a_drain_to_a_new_server_on_the_same_port(start_server, ht
         await second.start_server()
         await wait_for_processed(http, second, 5)
         [session] = second.app[SESSIONS]
-        assert session.options["opacity"] == 0.5  # the starting options went to the new server too
+        assert session.core.options["opacity"] == 0.5  # the starting options went to the new server too
     finally:
         client.send_signal(signal.SIGINT)
         run = await finish(client, timeout=15)

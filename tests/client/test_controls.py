@@ -91,12 +91,12 @@ async def test_each_control_key_sends_its_config_and_the_confirmation_updates_th
     try:
         await until(lambda: client.controls.effective is not None, what="the confirmation of the starting options")
         [session] = server.app[SESSIONS]
-        assert session.options["mouth_mask"] == 20  # the command line's starting value, sent after the source face
+        assert session.core.options["mouth_mask"] == 20  # the command line's starting value, sent after the source face
         for key, option, value, shown in STEPS:
             await client.press(key)
             await until(lambda option=option, value=value: client.controls.effective[option] == value,
                         what=f"key {key!r}: {option} {value}")
-            assert session.options[option] == value, key
+            assert session.core.options[option] == value, key
             lines = client.overlay_lines()
             assert any(shown in line for line in lines), (key, lines)
         tested = {option for _, option, _, _ in STEPS}

@@ -1,8 +1,6 @@
 """The optional enhancer on a graph with GFPGAN's signature, and how `auto` picks a swapper."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
 
@@ -12,22 +10,13 @@ from perf import quality as q
 from perf.synthetic_models import gfpgan_like, inswapper_like
 from tests import media
 
-
-@dataclass
-class Context:
-    """A client as processors see it (server.processors.FrameContext has the same fields)."""
-
-    sources: dict = field(default_factory=dict)
-    options: dict = field(default_factory=lambda: {"many_faces": True, "opacity": 1.0})
-    face_map: tuple = ()
-    state: dict = field(default_factory=dict)
-    time: float = 0.0
+OPTIONS = {"many_faces": True, "opacity": 1.0}
 
 
 def test_enhancer_changes_faces_only(hub, tmp_path):
     enhancer = FaceEnhancer(hub, model_path=gfpgan_like(tmp_path / "GFPGANv1.4.onnx"))
     frame = media.group_photo()
-    swapped, alone = enhancer.process([frame.copy(), frame.copy()], [Context(sources={"classic": "a face"}), Context()])
+    swapped, alone = enhancer.process([frame.copy(), frame.copy()], [q.ClientState(sources={"classic": "a face"}, options=OPTIONS), q.ClientState(options=OPTIONS)])
     assert np.array_equal(alone, frame), "a client without a source face gets its frame back as sent"
     output = swapped
     faces = hub.analyser.analyse([frame], [True], False)[0]
@@ -54,7 +43,7 @@ def test_enhancer_after_a_swapper_enhances_its_tracked_faces_with_no_second_dete
 
     monkeypatch.setattr(hub.analyser, "detector", MissesTheFirstFaceOnTheLastFrame())
     for frame_number in range(4):
-        client.time = frame_number / 30
+        client.at(frame_number / 30)
         frame = group.copy()
         swapped = swapper.process([frame], [client])[0].copy()
         enhanced = enhancer.process([frame], [client])[0]

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass, field
-
 import cv2
 import numpy as np
 import pytest
@@ -16,21 +14,12 @@ from insightface.app.common import Face as ReferenceFace
 from insightface.model_zoo.inswapper import INSwapper
 
 from models.processors import NeuralSwapper
+from perf.quality import ClientState
 from perf.synthetic_models import inswapper_like
 from tests import media
 
 NO_EXTRAS = {"many_faces": True, "opacity": 1.0, "mouth_mask": 0, "color_correction": False}
 
-
-@dataclass
-class Context:
-    """A client as processors see it (server.processors.FrameContext has the same fields)."""
-
-    sources: dict
-    options: dict = field(default_factory=lambda: dict(NO_EXTRAS))
-    face_map: tuple = ()
-    state: dict = field(default_factory=dict)
-    time: float = 0.0
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +59,7 @@ def test_batch_of_several_clients_and_faces_matches_the_reference(hub, swapper, 
     assert np.linalg.norm(sources[0].embedding - sources[1].embedding) > 0.5, "two different people"
     frames = [media.group_photo(), cv2.flip(media.group_photo(), 1), media.group_photo(480, 360)]
     owners = [0, 1, 0]  # three frames from two clients in one batch
-    contexts = [Context(sources={"inswapper": sources[owner]}) for owner in owners]
+    contexts = [ClientState(sources={"inswapper": sources[owner]}, options=dict(NO_EXTRAS)) for owner in owners]
     outputs = swapper.process([f.copy() for f in frames], contexts)
     for frame, owner, output in zip(frames, owners, outputs):
         expected = reference_output(reference, hub.analyser, frame, sources[owner].embedding)
@@ -83,7 +72,9 @@ def test_batch_of_several_clients_and_faces_matches_the_reference(hub, swapper, 
 def test_frames_without_a_source_or_faces_are_untouched(swapper):
     frames = [media.group_photo().copy(), np.full((240, 320, 3), 70, np.uint8)]
     source = swapper.prepare_source(source_photos()[0])
-    outputs = swapper.process([f.copy() for f in frames], [Context(sources={}), Context(sources={"inswapper": source})])
+    contexts = [ClientState(sources={}, options=dict(NO_EXTRAS)),
+                ClientState(sources={"inswapper": source}, options=dict(NO_EXTRAS))]
+    outputs = swapper.process([f.copy() for f in frames], contexts)
     for frame, output in zip(frames, outputs):
         assert np.array_equal(frame, output)
 

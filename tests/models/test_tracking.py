@@ -39,7 +39,7 @@ def test_two_clients_tracks_never_mix_in_one_batch(analyser):
     portrait = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (640, 480))
     alice, bob = q.ClientState(), q.ClientState()
     for frame in range(4):
-        alice.time = bob.time = frame / 30
+        alice.at(frame / 30), bob.at(frame / 30)
         faces_a, faces_b = analyser.analyse_tracked([group, portrait], [alice, bob], True)
         assert len(faces_a) == 6 and len(faces_b) == 1
     assert len(alice.state["tracker"].tracks) == 6 and len(bob.state["tracker"].tracks) == 1
@@ -60,7 +60,7 @@ def test_a_frame_is_analysed_once_whatever_its_processors_ask(analyser, monkeypa
     monkeypatch.setattr(analyser, "detector", Counting())
     clip, client = q.pan(media.group_photo(), frames=6), q.ClientState()
     for index, frame in enumerate(clip.frames):
-        client.time = index / clip.fps
+        client.at(index / clip.fps)
         first = analyser.analyse_tracked([frame], [client], False)[0]
         second = analyser.analyse_tracked([frame], [client], True)[0]
         assert [id(f) for f in first] == [id(f) for f in second] and len(second) == 6

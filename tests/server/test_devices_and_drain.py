@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 import aiohttp
 
@@ -35,7 +36,7 @@ async def test_clients_spread_over_virtual_devices(start_server, http, frame_jpe
 async def test_a_busy_device_gets_no_new_clients(start_server, http):
     server = await start_server(devices=(0, 1))
     busy, idle = server.app[DEVICES]
-    busy.load.record(busy_s=4.0, frames=100, waits=[0.2] * 10)  # as if it had been saturated
+    await asyncio.to_thread(busy.model_device.run, "a long model call", 1, lambda: time.sleep(1.0))
     async with http.ws_connect(server.make_url("/")):
         assert (busy.clients, idle.clients) == (0, 1)
 

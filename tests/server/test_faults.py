@@ -214,7 +214,8 @@ async def test_soak_eight_clients_for_a_minute(monkeypatch):
 
 async def test_a_result_cut_off_mid_send_is_still_accounted():
     """close() while the sender is blocked in a send (a client that stopped reading)."""
-    from server.session import ClientSession, SessionLimits
+    from server.session import ClientSession
+    from server.session_core import SessionCore, SessionLimits
     from server.stats import ServerStats
 
     class StuckSocket:
@@ -222,14 +223,14 @@ async def test_a_result_cut_off_mid_send_is_still_accounted():
             await asyncio.Event().wait()  # never drains
 
     class NoBatcher:
-        def mark_ready(self, session): ...
+        def mark_ready(self, session, at): ...
         def forget(self, session): ...
 
     stats = ServerStats()
-    session = ClientSession(1, StuckSocket(), stats, NoBatcher(), None, None, None, {},
-                            SessionLimits(max_fps=60, max_source_bytes=1000))
-    session._offer(Frame(jpeg=b"x", timestamp=1.0, seq=1), binary=True)
-    job, work = session.take()
+    core = SessionCore(1, stats, SessionLimits(max_fps=60, max_source_bytes=1000))
+    session = ClientSession(core, StuckSocket(), NoBatcher(), None, None)
+    await session.handle(aiohttp.WSMsgType.BINARY, encode_binary(Frame(jpeg=b"x", timestamp=1.0, seq=1)))
+    job, work = session.take(time.monotonic())
     work.result = b"jpeg"
     session.complete(job, work)
     await asyncio.sleep(0.05)  # the sender is now inside send_frame

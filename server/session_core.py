@@ -1,0 +1,313 @@
+"""One client's session without sockets: its mailbox in, its results and control messages out, its counters.
+
+The way `websockets` keeps its protocol free of I/O: bytes in, actions and bytes out, the
+time given by the caller. The WebSocket session (`session.py`) is a thin shell over it
+that reads the socket, runs the slow preparations, and writes what `next_outgoing` gives;
+another transport can be a second shell over the same core. The batcher sees a client only
+through `take` and `complete`.
+
+Latest-frame-wins on both sides keeps memory and latency bounded whatever the client does:
+a client that sends faster than the device can go loses old frames (counted as superseded),
+and a client that reads slower than we produce loses old results. Every frame received
+ends as processed, superseded or failed, here and in the server's totals.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from models.options import OptionError, merged
+from models.processors import MappedFace
+from protocol import (
+    MAX_PACE_MS,
+    Config,
+    ConfigConfirmation,
+    Error,
+    ErrorCode,
+    FaceMap,
+    FaceMapConfirmation,
+    FacePair,
+    Frame,
+    Message,
+    PairStatus,
+    Ping,
+    Pong,
+    ProcessedFrame,
+    ProtocolError,
+    SourceFace,
+    SourceFaceConfirmation,
+    Stats,
+    StatsRequest,
+    decode_binary,
+    decode_json,
+    encode_binary,
+    encode_json,
+)
+
+from .limits import check_source_size
+from .pipeline import FrameWork
+from .processors import FrameContext
+from .stats import FrameCounts, ServerStats
+
+log = logging.getLogger(__name__)
+
+CONTROL_BACKLOG = 32  # unsent control messages before the shell stops reading from the client
+
+
+@dataclass
+class FrameJob:
+    """A received frame waiting for, or in, a batch."""
+
+    frame: Frame
+    binary: bool
+    received_at: float  # the caller's monotonic clock
+    reply_timestamp: Any  # the client's timestamp, or the server's wall time if it sent none
+    order: int = 0  # place among this client's taken frames
+    taken_at: float = 0.0
+    passthrough: bool = False
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_fps: float  # a client's frames are taken at most this often; the rest are superseded
+    max_source_bytes: int
+
+
+@dataclass(frozen=True)
+class ReadyAt:
+    """The mailbox holds a frame the batcher may take from `time` on (later under the rate cap)."""
+
+    time: float
+
+
+@dataclass(frozen=True)
+class PrepareSource:
+    """The shell must prepare this source photo off the loop, then call `source_prepared`."""
+
+    image: bytes
+
+
+@dataclass(frozen=True)
+class PrepareFaceMap:
+    """The shell must prepare these pairs off the loop, then call `face_map_prepared`."""
+
+    pairs: tuple[FacePair, ...]
+
+
+Action = ReadyAt | PrepareSource | PrepareFaceMap | None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One WebSocket message to send; `job` is set for a processed frame (counted once sent)."""
+
+    data: bytes
+    binary: bool
+    job: FrameJob | None = None
+
+
+@dataclass
+class SessionCore:
+    client_id: int
+    stats: ServerStats
+    limits: SessionLimits
+    sources: dict[str, object] | None = None  # processor name -> prepared source (None: passthrough)
+    options: dict[str, Any] = field(default_factory=dict)
+    frames: FrameCounts = field(default_factory=FrameCounts)
+    face_map: tuple[MappedFace, ...] = ()
+    processor_state: dict[str, Any] = field(default_factory=dict)  # lives as long as the connection
+    # A paced client (docs/protocol.md, "Pacing"): seconds after sending a frame (received_at,
+    # taken_at) that the next one should be sent; None for clients that did not ask.
+    pace: Callable[[float, float], float] | None = None
+    last_activity: float = 0.0
+    closed: bool = False
+    pending: FrameJob | None = None
+    _outbox: FrameJob | None = None
+    _result: bytes = b""
+    _control: collections.deque[bytes] = field(default_factory=collections.deque)
+    _takes: int = 0
+    _newest_result: int = -1
+    _next_take_at: float = 0.0  # before this the batcher may not take a frame (the rate cap)
+
+    # ---- accounting ---------------------------------------------------------------
+    def _count(self, outcome: str) -> None:
+        setattr(self.frames, outcome, getattr(self.frames, outcome) + 1)
+        setattr(self.stats.frames, outcome, getattr(self.stats.frames, outcome) + 1)
+
+    # ---- inbound ------------------------------------------------------------------
+    def receive(self, data: bytes, binary: bool, now: float, wall_time: float) -> Action:
+        """One message from the client. A bad one is answered with an `error`, never a disconnect."""
+        self.last_activity = now
+        try:
+            message = decode_binary(data) if binary else decode_json(data)
+            return self._dispatch(message, binary, now, wall_time)
+        except ProtocolError as exc:
+            if exc.about == "frame":  # a frame we could not parse is still received, and failed
+                self._count("received")
+                self._count("failed")
+            self.send_error(exc)
+            return None
+
+    def _dispatch(self, message: Message, binary: bool, now: float, wall_time: float) -> Action:
+        if isinstance(message, Frame):
+            return self._offer(message, binary, now, wall_time)
+        if isinstance(message, SourceFace):
+            try:
+                check_source_size(message.image, self.limits.max_source_bytes)
+            except ProtocolError as exc:
+                self.source_prepared(exc)
+                return None
+            return PrepareSource(message.image)
+        if isinstance(message, FaceMap):
+            return PrepareFaceMap(message.pairs)
+        if isinstance(message, StatsRequest):
+            self.queue_control(Stats(data={**self.stats.snapshot(), "client": self.frames.as_dict()}))
+        elif isinstance(message, Ping):
+            self.queue_control(Pong(timestamp=wall_time))
+        elif isinstance(message, Config):
+            try:
+                self.options = merged(self.options, message.options)
+            except OptionError as exc:
+                raise ProtocolError(ErrorCode.BAD_CONFIG, f"option {exc}; nothing was changed") from None
+            self.queue_control(ConfigConfirmation(status="success", options=dict(self.options)))
+        else:
+            raise ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, f"a client may not send {type(message).__name__} messages")
+        return None
+
+    def _offer(self, frame: Frame, binary: bool, now: float, wall_time: float) -> Action:
+        self._count("received")
+        job = FrameJob(frame=frame, binary=binary, received_at=now,
+                       reply_timestamp=frame.timestamp if frame.timestamp is not None else wall_time)
+        superseding = self.pending is not None
+        if superseding:
+            self._count("superseded")
+        self.pending = job
+        return None if superseding else ReadyAt(max(now, self._next_take_at))
+
+    def take(self, now: float) -> tuple[FrameJob, FrameWork]:
+        """The batcher empties the mailbox into a unit of batch work."""
+        job, self.pending = self.pending, None
+        assert job is not None, "take() on an empty mailbox"
+        self._next_take_at = now + 1.0 / self.limits.max_fps
+        job.order, job.taken_at = self._takes, now
+        self._takes += 1
+        job.passthrough = self.sources is None and not self.face_map
+        context = FrameContext(client_id=self.client_id, sources=self.sources or {}, options=self.options,
+                               face_map=self.face_map, state=self.processor_state, time=job.received_at,
+                               order=job.order)
+        return job, FrameWork(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context)
+
+    def _refusal(self, exc: BaseException, what: str) -> ProtocolError:
+        """The error to report for a failed preparation; a processor bug must not end the connection."""
+        if not isinstance(exc, ProtocolError):
+            log.error("preparing client %s's %s failed", self.client_id, what, exc_info=exc)
+            exc = ProtocolError(ErrorCode.PROCESSING_FAILED, f"the server failed to prepare this {what}")
+        self.stats.errors[exc.code.value] += 1
+        return exc
+
+    def source_prepared(self, result: dict[str, object] | BaseException) -> None:
+        """The outcome of a `PrepareSource`: the prepared sources, or why the photo was refused."""
+        if isinstance(result, BaseException):
+            message = self._refusal(result, "face").message
+            self.queue_control(SourceFaceConfirmation(status="error", message=message))
+            return
+        self.sources = result
+        notes = [getattr(source, "note", "") for source in result.values()]
+        self.queue_control(SourceFaceConfirmation(status="success", message="; ".join(["Source face set", *filter(None, notes)])))
+
+    def face_map_prepared(self, pairs: tuple[FacePair, ...],
+                          result: list[MappedFace | ProtocolError] | BaseException) -> None:
+        """The outcome of a `PrepareFaceMap`: the map replaces the previous one only if every pair is usable."""
+        if isinstance(result, BaseException):
+            self.queue_control(FaceMapConfirmation(status="error", message=self._refusal(result, "face map").message))
+            return
+        statuses = tuple(PairStatus("error", r.message) if isinstance(r, ProtocolError) else PairStatus("success", "")
+                         for r in result)
+        refused = [r for r in result if isinstance(r, ProtocolError)]
+        if refused:
+            for error in refused:
+                self.stats.errors[error.code.value] += 1
+            message = f"{len(refused)} of {len(pairs)} pairs refused; the face map was not changed"
+            self.queue_control(FaceMapConfirmation(status="error", message=message, pairs=statuses))
+            return
+        self.face_map = tuple(r for r in result if not isinstance(r, ProtocolError))
+        self.queue_control(FaceMapConfirmation(status="success", message=f"{len(pairs)} faces mapped", pairs=statuses))
+
+    # ---- results ------------------------------------------------------------------
+    def complete(self, job: FrameJob, work: FrameWork) -> None:
+        """A batch returned with this client's frame."""
+        if self.closed:
+            self._count("failed")
+            return
+        if work.error is not None:
+            self._count("failed")
+            if len(self._control) < CONTROL_BACKLOG:  # a client that does not read is told no more
+                self.send_error(work.error)
+            return
+        if job.order < self._newest_result:
+            self._count("superseded")  # a newer frame of ours already came back
+            return
+        self._newest_result = job.order
+        if self._outbox is not None:
+            self._count("superseded")  # the client has not drained the previous result
+        assert work.result is not None
+        self._outbox, self._result = job, work.result
+
+    # ---- outbound -----------------------------------------------------------------
+    def send_error(self, error: ProtocolError) -> None:
+        self.stats.errors[error.code.value] += 1
+        self.queue_control(Error(code=error.code.value, message=error.message, seq=error.seq))
+
+    def queue_control(self, message: Message) -> None:
+        if not self.closed:
+            self._control.append(encode_json(message))
+
+    @property
+    def control_backlog_full(self) -> bool:
+        """The shell should stop reading the client until its control messages drain."""
+        return len(self._control) >= CONTROL_BACKLOG and not self.closed
+
+    @property
+    def has_outgoing(self) -> bool:
+        return bool(self._control) or self._outbox is not None
+
+    def next_outgoing(self) -> Outgoing | None:
+        """What to send now: control messages first, then the newest result."""
+        if self.closed:
+            return None
+        if self._control:
+            return Outgoing(self._control.popleft(), binary=False)
+        if self._outbox is None:
+            return None
+        job, self._outbox = self._outbox, None
+        pace_ms = None if self.pace is None else min(MAX_PACE_MS, round(1000 * self.pace(job.received_at, job.taken_at)))
+        reply = ProcessedFrame(jpeg=self._result, timestamp=job.reply_timestamp, seq=job.frame.seq, pace_ms=pace_ms)
+        self._result = b""
+        return Outgoing(encode_binary(reply) if job.binary else encode_json(reply), job.binary, job)
+
+    def sent(self, outgoing: Outgoing, now: float) -> None:
+        """`outgoing` was handed to the socket."""
+        if outgoing.job is None:
+            return
+        self._count("processed")
+        if outgoing.job.passthrough:
+            self._count("passthrough")
+        self.stats.record_delivery(now - outgoing.job.received_at)
+
+    def send_failed(self, outgoing: Outgoing) -> None:
+        """`outgoing` never reached the socket (the client went away mid-send)."""
+        if outgoing.job is not None:
+            self._count("failed")
+
+    def close(self) -> None:
+        """Account for everything left behind; later results count as failed."""
+        self.closed = True
+        if self.pending is not None:
+            self.pending = None
+            self._count("failed")
+        if self._outbox is not None:
+            self._outbox = None
+            self._count("failed")
+        self._control.clear()

@@ -1,0 +1,118 @@
+"""The scheduler with a fake clock: fairness, taking late, batch sizes for a CPU and a GPU, pacing."""
+from __future__ import annotations
+
+import pytest
+
+from models.costs import LinearCost
+from models.work import WorkAccount
+from server.scheduler import PROBE_EVERY, Scheduler, Take, Wait
+
+
+def learned(cost: LinearCost, fixed_s: float, per_item_s: float, sizes=(1, 2, 3, 4)) -> LinearCost:
+    for _ in range(8):
+        for size in sizes:
+            cost.add(size, fixed_s + per_item_s * size)
+    return cost
+
+
+def cpu(**fields) -> Scheduler[str]:
+    return Scheduler(**{"max_batch": 8, "latency_target_s": 0.06, "device_is_host": True, **fields})
+
+
+def gpu(**fields) -> Scheduler[str]:
+    return Scheduler(**{"max_batch": 8, "latency_target_s": 0.06, **fields})
+
+
+def run(scheduler: Scheduler[str], clients: list[str], now: float, device_s: float = 0.0,
+        busy_s: float | None = None) -> tuple[int, WorkAccount]:
+    """Take `clients` as one batch at `now` (it must be the scheduler's decision)."""
+    decision = scheduler.plan(now)
+    assert decision == Take(clients), decision
+    account = WorkAccount(priority=now)
+    account.device_s = device_s
+    if busy_s is not None:
+        account.processed_at = now + busy_s
+    return scheduler.started(len(clients), now, [0.0] * len(clients), account), account
+
+
+def test_clients_are_taken_oldest_waiting_first_and_a_busy_cpu_takes_nothing():
+    scheduler = cpu()
+    for name, at in (("a", 0.0), ("b", 0.001), ("c", 0.002)):
+        scheduler.mark_ready(name, at)
+    scheduler.mark_ready("a", 0.003)  # a newer frame of a: it keeps its place
+    batch, account = run(scheduler, ["a"], now=0.01)  # nothing learned yet: one frame to learn from
+    assert scheduler.plan(0.02) == Wait(None), "the CPU is processing a batch: the rest wait in their mailboxes"
+    account.processed_at = 0.05  # only encoding is left: the next batch may start
+    run(scheduler, ["b"], now=0.05)
+
+
+def test_a_frame_under_the_rate_cap_waits_until_its_time():
+    scheduler = gpu()
+    scheduler.mark_ready("a", 5.0)
+    assert scheduler.plan(4.9) == Wait(5.0)
+    run(scheduler, ["a"], now=5.0)
+
+
+def test_a_cpu_settles_on_one_frame_a_batch():
+    """On a CPU a batch of n costs about n frames: batching buys nothing, every frame waits for all."""
+    scheduler = cpu()
+    learned(scheduler.batch_time, 0.001, 0.020)
+    learned(scheduler.batch_busy, 0.0005, 0.018)
+    assert scheduler.batch_size(available=8) == 1
+
+
+def test_a_gpu_batches_up_to_the_latency_target():
+    """A fixed cost per call dominates: the more frames a batch holds, the more the device does,
+    until the batch would take longer than the target (60 ms allows 6 frames at 10 + 8 x n ms),
+    or a frame more buys less than a tenth more throughput (6 + n ms of device time for n:
+    5 frames give 91% of what 6 would)."""
+    scheduler = gpu()
+    learned(scheduler.batch_time, 0.010, 0.008)
+    learned(scheduler.batch_device, 0.006, 0.001)
+    assert scheduler.batch_size(available=8) == 5
+    assert scheduler.batch_size(available=3) == 3
+    relaxed = gpu(latency_target_s=1.0, batch_time=scheduler.batch_time, batch_device=scheduler.batch_device)
+    assert relaxed.batch_size(available=50) == 7  # of the 8 --max-batch allows, 7 give 94% of 8's throughput
+
+
+def test_a_size_never_seen_is_tried_now_and_then():
+    scheduler = gpu()
+    scheduler.batch_time.add(1, 0.01)
+    scheduler.batch_device.add(1, 0.005)
+    sizes = []
+    for step in range(2 * PROBE_EVERY):
+        for name in "abc":
+            scheduler.mark_ready(name, step)
+        decision = scheduler.plan(float(step))
+        sizes.append(len(decision.clients))
+        scheduler.started(len(decision.clients), float(step), [0.0] * len(decision.clients), WorkAccount(step))
+        scheduler._in_flight.clear()
+        for name in decision.clients:
+            scheduler.ready.pop(name, None)
+    assert sizes.count(2) == 2 and set(sizes) == {1, 2}, sizes
+
+
+def test_a_gpu_batch_is_taken_when_the_device_is_about_to_be_free():
+    scheduler = gpu(queue_ahead=0.0)
+    learned(scheduler.batch_time, 0.010, 0.010)
+    learned(scheduler.batch_device, 0.0, 0.020)
+    learned(scheduler.lead, 0.0, 0.005)
+    scheduler.mark_ready("a", 0.0)
+    _, account = run(scheduler, ["a"], now=0.0)  # expects 20 ms of model time
+    scheduler.mark_ready("b", 0.001)
+    assert scheduler.plan(0.001) == Wait(pytest.approx(0.016)), "b would only wait for the device: not yet"
+    account.device_s = 0.015  # a's model calls are three quarters done
+    run(scheduler, ["b"], now=0.0151)
+
+
+def test_the_turn_of_a_paced_client_is_its_share_of_the_device():
+    scheduler = cpu()
+    learned(scheduler.batch_time, 0.0, 0.050)
+    learned(scheduler.batch_busy, 0.0, 0.040)
+    for name in "abcd":
+        scheduler.mark_ready(name, 10.0)
+    # Four active clients, 40 ms of processing a frame: a turn comes every 160 ms; the frame
+    # waited 15 ms in its mailbox, so the next one goes 175 ms after it was sent.
+    assert scheduler.pace_s(now=10.5, received_at=10.0, taken_at=10.015) == pytest.approx(0.175)
+    assert scheduler.pace_s(now=13.0, received_at=12.9, taken_at=12.9) == pytest.approx(0.04), \
+        "clients gone quiet for long no longer share the turn"

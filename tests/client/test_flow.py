@@ -164,3 +164,35 @@ def test_stream_stats_summary_line():
     assert "frames sent 2, received 2, skipped 1" in line
     assert "latency p50 20.0 ms, p95 40.0 ms" in line
     assert "max in flight 2/2" in line
+
+
+# ---- pacing ---------------------------------------------------------------------------
+def test_a_paced_answer_holds_the_next_frame_until_the_servers_turn():
+    window = InFlightWindow(limit=2, pace_slack_s=0.01)
+    send(window, 0.0)
+    assert window.can_send(0.005), "no pace yet: the window alone decides"
+    assert window.settle(1, pace_s=0.3)
+    assert not window.can_send(0.1) and not window.can_send(0.289)
+    assert window.can_send(0.29), "within the slack: the camera frame nearest the turn goes"
+    assert window.next_chance(0.1) == pytest.approx(0.29)
+
+
+def test_the_last_pace_spaces_frames_until_the_next_answer():
+    """On a slow network answers come late: frames keep the server's rhythm, two in flight."""
+    window = InFlightWindow(limit=2)
+    send(window, 0.0)
+    window.settle(1, pace_s=0.04)
+    send(window, 0.04)
+    assert not window.can_send(0.06)
+    send(window, 0.08)  # the second slot fills at the pace, before any answer
+    assert not window.can_send(0.12), "the window is full"
+    assert window.next_chance(0.12) == pytest.approx(0.04 + window.timeout_s)
+
+
+def test_a_reconnect_forgets_the_pace():
+    window = InFlightWindow(limit=2)
+    send(window, 0.0)
+    window.settle(1, pace_s=10.0)
+    window.reset()
+    assert window.can_send(0.1)
+    assert window.pace_s is None

@@ -153,3 +153,14 @@ def test_arbitrary_objects_only_ever_raise_protocol_error(fields):
         decode_json(orjson.dumps(fields))
     except ProtocolError:
         pass
+
+
+def test_pace_ms_travels_on_processed_frames_and_must_be_a_whole_number():
+    paced = ProcessedFrame(jpeg=b"\xff\xd8", timestamp=1.0, seq=3, pace_ms=340)
+    assert decode_json(encode_json(paced)) == paced
+    assert b"pace_ms" not in encode_json(ProcessedFrame(jpeg=b"\xff\xd8", timestamp=1.0))
+    for bad in (-1, 1.5, "340", True, 2**32):
+        text = orjson.dumps({"type": "processed_frame", "data": "/9g=", "timestamp": 1.0, "pace_ms": bad})
+        with pytest.raises(ProtocolError) as caught:
+            decode_json(text)
+        assert caught.value.code == ErrorCode.INVALID_FIELD, bad

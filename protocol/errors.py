@@ -27,6 +27,7 @@ class ErrorCode(str, enum.Enum):
     UNEXPECTED_MESSAGE = "unexpected_message"
     BAD_CONFIG = "bad_config"
     UNSUPPORTED = "unsupported"  # this server cannot do what was asked (e.g. face maps without a recognizer)
+    RATE_LIMITED = "rate_limited"  # too much of something costly (photos to prepare): try again later
 
     def __str__(self) -> str:
         return self.value

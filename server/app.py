@@ -154,7 +154,8 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     core = SessionCore(
         client_id=next(app[CLIENT_IDS]),
         stats=app[STATS],
-        limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes),
+        limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes,
+                             photos_per_minute=config.max_photos_per_minute),
         sources=device.default_sources,
         options=dict(config.options),
         last_activity=time.monotonic(),
@@ -167,8 +168,8 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         ws,
         device.batcher,
         prepare_sources=lambda data: loop.run_in_executor(app[PREPARERS], device.pipeline.prepare_sources, data),
-        prepare_face_map=lambda pairs: loop.run_in_executor(
-            app[PREPARERS], device.pipeline.prepare_face_map, pairs, config.max_source_bytes),
+        prepare_pair=lambda pair: loop.run_in_executor(
+            app[PREPARERS], device.pipeline.prepare_pair, pair, config.max_source_bytes),
     )
     stats = app[STATS]
     stats.connected_clients += 1

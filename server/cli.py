@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="after SIGUSR1 or POST /admin/drain, close clients still connected after this long")
     limits.add_argument("--max-source-bytes", type=_positive, default=defaults.max_source_bytes,
                         help="largest source-face image accepted")
+    limits.add_argument("--max-photos-per-minute", type=_positive_float, default=defaults.max_photos_per_minute,
+                        metavar="N", help="photos a client may have prepared per minute (a source face counts one, "
+                                          "a face map pair two); more are refused with rate_limited")
     parser.add_argument("--jpeg-quality", type=int, default=defaults.jpeg_quality, choices=range(1, 101),
                         metavar="1..100", help="quality of the JPEGs sent back")
     parser.add_argument("--log-level", default=defaults.log_level,
@@ -188,5 +191,6 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
         max_client_fps=args.max_client_fps,
         idle_timeout_s=args.idle_timeout,
         max_source_bytes=args.max_source_bytes,
+        max_photos_per_minute=args.max_photos_per_minute,
         drain_timeout_s=args.drain_timeout,
     )

@@ -50,4 +50,5 @@ class ServerConfig:
     max_client_fps: float = 60.0  # frames beyond this rate are superseded, not queued
     idle_timeout_s: float = 120.0  # a client that sends nothing for this long is disconnected
     max_source_bytes: int = 10 * 1024 * 1024
+    max_photos_per_minute: float = 60.0  # source faces and face-map photos a client may have prepared
     drain_timeout_s: float = 60.0  # after a drain starts, clients still connected then are closed

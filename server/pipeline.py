@@ -107,30 +107,33 @@ class Pipeline:
                 work.result = jpeg
         return BatchTimings(time.perf_counter() - start, account.device_s, account.wait_s, dict(account.host_cpu_s))
 
-    def prepare_face_map(self, pairs: Sequence[FacePair], max_bytes: int) -> list[MappedFace | ProtocolError]:
-        """Each pair's sources and its target person's embedding, computed once (off the loop)."""
+    def prepare_pair(self, pair: FacePair, max_bytes: int) -> MappedFace | ProtocolError:
+        """One face map pair: its sources and its target person's embedding, computed once (off
+        the loop). A pair at a time, so other clients' photos are prepared in between."""
         identifiers = [p for p in self.processors if getattr(p, "can_identify", False)]
         if not identifiers:
             raise ProtocolError(ErrorCode.UNSUPPORTED,
                                 "face maps need a face swapper with a face recognizer, which this server does not run")
-        results: list[MappedFace | ProtocolError] = []
-        for pair in pairs:
-            try:
-                check_source_size(pair.source, max_bytes)
-                check_source_size(pair.target, max_bytes)
-                sources = self.prepare_sources(pair.source)
-                target = self.codec.decode_any(pair.target)
-                results.append(MappedFace(embedding=identifiers[0].identify(target), sources=sources))
-            except NoFaceError as exc:
-                results.append(ProtocolError(ErrorCode.NO_FACE, f"target photo: {exc}"))
-            except ProtocolError as exc:
-                results.append(exc)
-        return results
+        try:
+            check_source_size(pair.source, max_bytes)
+            check_source_size(pair.target, max_bytes)
+            sources = self.prepare_sources(pair.source)
+            target = self.codec.decode_photo(pair.target)
+            return MappedFace(embedding=identifiers[0].identify(target), sources=sources)
+        except NoFaceError as exc:
+            refusal = ProtocolError(ErrorCode.NO_FACE, f"target photo: {exc}")
+        except ProtocolError as exc:
+            refusal = ProtocolError(exc.code, exc.message)
+        # A fresh error, made and returned outside the handler: the caught one's traceback and
+        # context would keep every frame's locals (decoded photos, tens of MB a pair) alive in
+        # a reference cycle until the garbage collector ran.
+        return refusal
 
     def prepare_sources(self, image_data: bytes) -> dict[str, object]:
         """Decode a client's source photo and let every processor prepare it (off the loop)."""
-        image = self.codec.decode_any(image_data)
+        image = self.codec.decode_photo(image_data)
         try:
             return {processor.name: processor.prepare_source(image) for processor in self.processors}
         except NoFaceError as exc:
-            raise ProtocolError(ErrorCode.NO_FACE, str(exc)) from None
+            message = str(exc)
+        raise ProtocolError(ErrorCode.NO_FACE, message)  # outside the handler: no context, no cycle (see prepare_pair)

@@ -23,7 +23,7 @@ from .session_core import FrameJob, PrepareFaceMap, PrepareSource, ReadyAt, Sess
 log = logging.getLogger(__name__)
 
 SourcePreparer = Callable[[bytes], "asyncio.Future[dict[str, object]]"]
-FaceMapPreparer = Callable[[tuple[FacePair, ...]], "asyncio.Future[list[MappedFace | ProtocolError]]"]
+PairPreparer = Callable[[FacePair], "asyncio.Future[MappedFace | ProtocolError]"]
 
 
 class Scheduling(Protocol):
@@ -36,12 +36,12 @@ class Scheduling(Protocol):
 
 class ClientSession:
     def __init__(self, core: SessionCore, ws: web.WebSocketResponse, batcher: Scheduling,
-                 prepare_sources: SourcePreparer, prepare_face_map: FaceMapPreparer) -> None:
+                 prepare_sources: SourcePreparer, prepare_pair: PairPreparer) -> None:
         self.core = core
         self.ws = ws
         self._batcher = batcher
         self._prepare_sources = prepare_sources
-        self._prepare_face_map = prepare_face_map
+        self._prepare_pair = prepare_pair
         self._wake = asyncio.Event()
         self._control_drained = asyncio.Event()
         self._sender = asyncio.create_task(self._send_loop(), name=f"send-{core.client_id}")
@@ -76,8 +76,9 @@ class ClientSession:
                 result = exc
             self.core.source_prepared(result)  # type: ignore[arg-type]
         elif isinstance(action, PrepareFaceMap):
-            try:
-                mapped: object = await self._prepare_face_map(action.pairs)
+            mapped: object = []
+            try:  # a pair at a time: other clients' photos are prepared in between
+                mapped = [await self._prepare_pair(pair) for pair in action.pairs]
             except Exception as exc:  # noqa: BLE001 - the core turns it into a refusal
                 mapped = exc
             self.core.face_map_prepared(action.pairs, mapped)  # type: ignore[arg-type]

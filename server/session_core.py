@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -73,7 +74,29 @@ class FrameJob:
 class SessionLimits:
     max_fps: float  # a client's frames are taken at most this often; the rest are superseded
     max_source_bytes: int
+    photos_per_minute: float = 60.0  # photos a client may have prepared (a face map pair is two)
 
+
+@dataclass
+class PhotoBudget:
+    """A token bucket of photos to prepare: each costs a detection or two and its decoding,
+    off the loop but on the same cores and device as everyone's frames, so one client that
+    sends face maps in a loop cannot take them from the rest. Starts full."""
+
+    per_minute: float
+    tokens: float = -1.0
+    updated: float = 0.0
+
+    def take(self, photos: int, now: float) -> float:
+        """0 when `photos` may be prepared now (and charged); else seconds until they may."""
+        if self.tokens < 0:
+            self.tokens = self.per_minute
+        self.tokens = min(self.per_minute, self.tokens + (now - self.updated) * self.per_minute / 60)
+        self.updated = now
+        if photos <= self.tokens:
+            self.tokens -= photos
+            return 0.0
+        return (photos - self.tokens) * 60 / self.per_minute
 
 @dataclass(frozen=True)
 class ReadyAt:
@@ -130,6 +153,7 @@ class SessionCore:
     _takes: int = 0
     _newest_result: int = -1
     _next_take_at: float = 0.0  # before this the batcher may not take a frame (the rate cap)
+    _photos: PhotoBudget | None = None
 
     # ---- accounting ---------------------------------------------------------------
     def _count(self, outcome: str) -> None:
@@ -156,11 +180,17 @@ class SessionCore:
         if isinstance(message, SourceFace):
             try:
                 check_source_size(message.image, self.limits.max_source_bytes)
+                self._charge_photos(1, now)
             except ProtocolError as exc:
                 self.source_prepared(exc)
                 return None
             return PrepareSource(message.image)
         if isinstance(message, FaceMap):
+            try:
+                self._charge_photos(2 * len(message.pairs), now)
+            except ProtocolError as exc:
+                self.face_map_prepared(message.pairs, exc)
+                return None
             return PrepareFaceMap(message.pairs)
         if isinstance(message, StatsRequest):
             self.queue_control(Stats(data={**self.stats.snapshot(), "client": self.frames.as_dict()}))
@@ -186,6 +216,14 @@ class SessionCore:
         self.pending = job
         return None if superseding else ReadyAt(max(now, self._next_take_at))
 
+    def _charge_photos(self, photos: int, now: float) -> None:
+        if self._photos is None:
+            self._photos = PhotoBudget(self.limits.photos_per_minute)
+        wait = self._photos.take(photos, now)
+        if wait > 0:
+            raise ProtocolError(ErrorCode.RATE_LIMITED, f"too many photos to prepare ({photos} now, at most "
+                                f"{self.limits.photos_per_minute:g} a minute): try again in {math.ceil(wait)} s")
+
     def take(self, now: float) -> tuple[FrameJob, FrameWork]:
         """The batcher empties the mailbox into a unit of batch work."""
         job, self.pending = self.pending, None
@@ -200,12 +238,16 @@ class SessionCore:
         return job, FrameWork(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context)
 
     def _refusal(self, exc: BaseException, what: str) -> ProtocolError:
-        """The error to report for a failed preparation; a processor bug must not end the connection."""
+        """The error to report for a failed preparation; a processor bug must not end the connection.
+
+        Its traceback is dropped once logged: the frames it holds keep their locals (decoded
+        photos, tens of MB) in a reference cycle with the error until the garbage collector runs."""
         if not isinstance(exc, ProtocolError):
             log.error("preparing client %s's %s failed", self.client_id, what, exc_info=exc)
+            exc.with_traceback(None)
             exc = ProtocolError(ErrorCode.PROCESSING_FAILED, f"the server failed to prepare this {what}")
         self.stats.errors[exc.code.value] += 1
-        return exc
+        return exc.with_traceback(None)
 
     def source_prepared(self, result: dict[str, object] | BaseException) -> None:
         """The outcome of a `PrepareSource`: the prepared sources, or why the photo was refused."""

@@ -66,3 +66,32 @@ def write_video(path: Path, frames: int, width: int = 640, height: int = 480, fp
         writer.write(numbered_frame(index, width, height))
     writer.release()
     return path
+
+
+def forged_size_jpeg(width: int, height: int) -> bytes:
+    """A tiny real JPEG whose header claims `width` x `height`: the "small file, huge image" attack.
+
+    The SOF0 marker's height and width are rewritten; the entropy-coded data stays that of a
+    16x16 image, so a decoder that trusts the header fills the rest with grey."""
+    data = bytearray(jpeg(np.full((16, 16, 3), 128, np.uint8), 50))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def cmyk_jpeg(image: np.ndarray) -> bytes:
+    """`image` (BGR) as a CMYK JPEG, as print workflows and some scanners write them."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).convert("CMYK").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def flat_photo(width: int, height: int) -> bytes:
+    """A valid JPEG of a smooth gradient and no face: large in pixels, small in bytes."""
+    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+    image = np.broadcast_to(ramp, (height, width, 3)).astype(np.uint8)
+    return jpeg(image, 30)

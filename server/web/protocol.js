@@ -37,6 +37,7 @@ export const ErrorCode = Object.freeze({
   UNEXPECTED_MESSAGE: "unexpected_message",
   BAD_CONFIG: "bad_config",
   UNSUPPORTED: "unsupported",
+  RATE_LIMITED: "rate_limited",
 });
 
 export class ProtocolError extends Error {

@@ -1,0 +1,141 @@
+"""Attacks on a running server, tried over real sockets as an attacker would (issue: the attack pass).
+
+Each test names what it tries; each would pass on a server with the hole only by accident.
+The upgrade-path attacks have their own file (test_upgrade_auth.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from pathlib import Path
+
+import aiohttp
+
+from client.config import ClientConfig
+from perf.drive import StreamDriver
+from perf.frames import moving_sequence, source_face
+from perf.spawn import spawned_server
+from protocol import (
+    ErrorCode,
+    FaceMap,
+    FaceMapConfirmation,
+    FacePair,
+    Frame,
+    ProcessedFrame,
+    SourceFace,
+    SourceFaceConfirmation,
+    encode_binary,
+)
+from tests import media
+from tests.server.test_streaming import assert_accounted
+from tests.server.wsclient import receive, send_json
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+# ---- images that lie about their size ---------------------------------------------
+async def test_a_tiny_file_declaring_4k_is_refused_before_it_is_decoded(start_server, http):
+    """625 bytes that declare 3840x2160: before, decoded, swapped and sent back as 130 KB."""
+    server = await start_server()
+    forged = media.forged_size_jpeg(3840, 2160)
+    assert len(forged) < 1000
+    async with http.ws_connect(server.make_url("/")) as ws:
+        for seq in range(1, 9):
+            await ws.send_bytes(encode_binary(Frame(jpeg=forged, timestamp=1.0, seq=seq)))
+            error = await receive(ws)
+            assert (error.code, error.seq) == (ErrorCode.BAD_IMAGE, seq) and "truncated or forged" in error.message
+        await send_json(ws, SourceFace(image=forged))
+        refusal = await receive(ws)
+        assert isinstance(refusal, SourceFaceConfirmation) and refusal.status == "error"
+    async with http.get(server.make_url("/stats")) as response:
+        totals = await response.json()
+    assert totals["frames_processed"] == 0 and totals["frames_failed"] == 8
+
+
+async def test_a_truncated_jpeg_is_refused_not_decoded_with_grey_rows(start_server, http, frame_jpeg):
+    server = await start_server()
+    async with http.ws_connect(server.make_url("/")) as ws:
+        await ws.send_bytes(encode_binary(Frame(jpeg=frame_jpeg[:len(frame_jpeg) // 2], timestamp=1.0, seq=1)))
+        error = await receive(ws)
+        assert error.code == ErrorCode.BAD_IMAGE and "Premature end" in error.message
+        await ws.send_bytes(encode_binary(Frame(jpeg=frame_jpeg, timestamp=2.0, seq=2)))
+        assert isinstance(await receive(ws), ProcessedFrame), "the next good frame is processed"
+
+
+async def test_a_cmyk_jpeg_frame_is_decoded(start_server, http):
+    server = await start_server()
+    picture = media.group_photo()
+    async with http.ws_connect(server.make_url("/")) as ws:
+        await ws.send_bytes(encode_binary(Frame(jpeg=media.cmyk_jpeg(picture), timestamp=1.0, seq=1)))
+        reply = await receive(ws)
+        assert isinstance(reply, ProcessedFrame)
+        assert abs(media.decode(reply.jpeg).astype(int) - picture).mean() < 4
+
+
+# ---- photos that cost gigabytes ----------------------------------------------------
+async def control_client(url: str, seconds: float) -> list[float]:
+    """A streaming client's round trips (window 2, 30 fps, its own face) for `seconds`."""
+    driver = StreamDriver(ClientConfig(server_url=url, binary=True), moving_sequence("astronaut", 640, 480, 85, 0), 30)
+    async with aiohttp.ClientSession() as http:
+        await driver.connect(http)
+        try:
+            await driver.send_source(source_face(0)[1])
+            await driver.stream(1.0, "warm-up")
+            return (await driver.stream(seconds)).latencies_s
+        finally:
+            await driver.close()
+
+
+async def test_face_maps_of_huge_photos_cost_little_memory_and_do_not_stall_others():
+    """16 pairs of valid 3840x2160 photos with no face, three messages in a row: before, RSS
+    went from ~300 MB to ~3 GB and a streaming client's p50 from 57 to 460 ms. Photos are now
+    decoded at the size detection needs, one at a time, a pair at a time between others'."""
+    photo = media.flat_photo(3840, 2160)
+    pairs = tuple(FacePair(source=photo, target=photo) for _ in range(16))
+    async with spawned_server(["--frame-processor", "classic", "--max-photos-per-minute", "1000"]) as server:
+        baseline = statistics.quantiles(await control_client(server.ws_url, 4.0), n=20)[-1]
+        start_rss = peak_rss = rss_mb(server.process.pid)
+
+        async def bomb() -> list[FaceMapConfirmation]:
+            answers = []
+            async with aiohttp.ClientSession() as http, http.ws_connect(server.ws_url, max_msg_size=0) as ws:
+                for _ in range(3):
+                    await send_json(ws, FaceMap(pairs=pairs))
+                    answers.append(await receive(ws, timeout=120))
+            return answers
+
+        async def watch_memory(until: asyncio.Future) -> None:
+            nonlocal peak_rss
+            while not until.done():
+                peak_rss = max(peak_rss, rss_mb(server.process.pid))
+                await asyncio.sleep(0.05)
+
+        attack = asyncio.ensure_future(bomb())
+        watcher = asyncio.ensure_future(watch_memory(attack))
+        during = await control_client(server.ws_url, 4.0)
+        answers = await attack
+        await watcher
+    assert all(a.status == "error" and len(a.pairs) == 16 for a in answers), "no face: every pair refused"
+    assert all("No face" in pair.message for a in answers for pair in a.pairs)
+    assert peak_rss - start_rss < 200, f"RSS {start_rss:.0f} -> {peak_rss:.0f} MB"
+    p95 = statistics.quantiles(during, n=20)[-1]
+    assert p95 < 2 * baseline, f"control client's p95 {baseline * 1000:.0f} -> {p95 * 1000:.0f} ms"
+
+
+async def test_photos_beyond_the_clients_budget_are_refused(start_server, http):
+    server = await start_server(frame_processors=("classic",), max_photos_per_minute=4)
+    photo = media.jpeg(media.group_photo())
+    async with http.ws_connect(server.make_url("/")) as ws:
+        await send_json(ws, FaceMap(pairs=(FacePair(source=photo, target=photo),) * 2))  # four photos: all of it
+        assert (await receive(ws)).status == "success"
+        await send_json(ws, SourceFace(image=photo))
+        refusal = await receive(ws)
+        assert refusal.status == "error" and "too many photos" in refusal.message
+    async with http.get(server.make_url("/stats")) as response:
+        assert (await response.json())["errors"]["rate_limited"] == 1

@@ -32,7 +32,8 @@ from .jpeg import JpegCodec
 from .memory import release_freed_memory
 from .pipeline import Pipeline
 from .processors import build_processors
-from .security import TokenStore, access_middleware, check_upgrade, is_loopback
+from .connections import ConnectionGate, guard, handler_args
+from .security import AIOHTTP_LOGGERS, RedactTokens, TokenStore, access_middleware, check_upgrade, is_loopback
 from .scheduler import Scheduler
 from .session import ClientSession
 from .session_core import SessionCore, SessionLimits
@@ -52,6 +53,7 @@ CLIENT_IDS = web.AppKey("client_ids", itertools.count)
 TOKENS = web.AppKey("tokens", TokenStore)
 DRAIN = web.AppKey("drain", Drain)
 READY = web.AppKey("ready", asyncio.Event)
+GATE = web.AppKey("gate", ConnectionGate)
 
 
 async def _start_device(app: web.Application, index: int, host: HostPool) -> Device:
@@ -145,6 +147,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     if app[DRAIN].active:  # before the upgrade, so a load balancer retries another server
         raise web.HTTPServiceUnavailable(text="server draining\n")
     await ws.prepare(request)
+    app[GATE].established(request.protocol)  # a client now: --max-clients counts it, not the gate
     if len(app[SESSIONS]) >= config.max_clients:
         log.warning("refused a client from %s: %d clients connected", request.remote, len(app[SESSIONS]))
         await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=f"server full ({config.max_clients} clients)".encode())
@@ -231,12 +234,31 @@ async def _drain(request: web.Request) -> web.Response:
     return web.json_response({"status": "draining", "clients": len(app[SESSIONS])}, status=202)
 
 
+async def _redacted_logs(app: web.Application) -> AsyncIterator[None]:
+    """While the server runs, aiohttp's own log lines lose any token they would quote."""
+    redacting = RedactTokens(app[TOKENS])
+    loggers = [logging.getLogger(name) for name in AIOHTTP_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(redacting)
+    yield
+    for logger in loggers:
+        logger.removeFilter(redacting)
+
+
+def _reload_tokens(tokens: TokenStore) -> None:
+    if tokens.path is None:
+        log.info("SIGHUP: no --token-file to reload")
+        return
+    tokens.reload()
+
+
 async def _signal_handlers(app: web.Application) -> AsyncIterator[None]:
-    """SIGHUP re-reads the token file; SIGUSR1 starts draining (POSIX only)."""
+    """SIGHUP re-reads the token file (and must never kill the server: without a handler it
+    would); SIGUSR1 starts draining (POSIX only)."""
     loop = asyncio.get_running_loop()
     handlers = {}
-    if app[TOKENS].path is not None and hasattr(signal, "SIGHUP"):
-        handlers[signal.SIGHUP] = app[TOKENS].reload
+    if hasattr(signal, "SIGHUP"):
+        handlers[signal.SIGHUP] = lambda: _reload_tokens(app[TOKENS])
     if hasattr(signal, "SIGUSR1"):
         handlers[signal.SIGUSR1] = app[DRAIN].start
     for signum, handler in handlers.items():
@@ -252,7 +274,10 @@ def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: No
     app = web.Application(
         client_max_size=config.max_message_bytes,
         middlewares=[access_middleware(tokens)],
+        handler_args=handler_args(config.handshake_timeout_s),
     )
+    app[GATE] = ConnectionGate(config.max_pending_connections)
+    guard(app, app[GATE])
     app[CONFIG] = config
     app[TOKENS] = tokens
     app[STATS] = ServerStats()
@@ -260,6 +285,7 @@ def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: No
     app[CLIENT_IDS] = itertools.count(1)
     app[READY] = asyncio.Event()
     app[DRAIN] = Drain(app[SESSIONS], config.drain_timeout_s, on_drained)
+    app.cleanup_ctx.append(_redacted_logs)
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_signal_handlers)
     app.on_shutdown.append(_close_sessions)

@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="disconnect clients that send nothing for this long")
     limits.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout_s, metavar="SECONDS",
                         help="after SIGUSR1 or POST /admin/drain, close clients still connected after this long")
+    limits.add_argument("--handshake-timeout", type=_positive_float, default=defaults.handshake_timeout_s,
+                        metavar="SECONDS", help="close connections that have not sent a whole request by then "
+                                                "(and idle keep-alive connections)")
+    limits.add_argument("--max-pending-connections", type=int, default=defaults.max_pending_connections,
+                        metavar="N", help="connections one address may hold that are not (yet) a client session; "
+                                          "more are closed at once (0: no limit; behind a proxy, let it limit)")
     limits.add_argument("--max-source-bytes", type=_positive, default=defaults.max_source_bytes,
                         help="largest source-face image accepted")
     limits.add_argument("--max-photos-per-minute", type=_positive_float, default=defaults.max_photos_per_minute,
@@ -193,4 +199,6 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
         max_source_bytes=args.max_source_bytes,
         max_photos_per_minute=args.max_photos_per_minute,
         drain_timeout_s=args.drain_timeout,
+        handshake_timeout_s=args.handshake_timeout,
+        max_pending_connections=args.max_pending_connections,
     )

@@ -52,3 +52,5 @@ class ServerConfig:
     max_source_bytes: int = 10 * 1024 * 1024
     max_photos_per_minute: float = 60.0  # source faces and face-map photos a client may have prepared
     drain_timeout_s: float = 60.0  # after a drain starts, clients still connected then are closed
+    handshake_timeout_s: float = 10.0  # a connection must send its request within this (and idle keep-alive)
+    max_pending_connections: int = 32  # per address: connections that are not (yet) a client session; 0: no limit

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import re
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable
 
@@ -49,6 +50,10 @@ class TokenStore:
     @property
     def enabled(self) -> bool:
         return bool(self._tokens) or self.path is not None
+
+    def values(self) -> list[str]:
+        """The accepted tokens as text (to keep them out of logs)."""
+        return [token.decode("utf-8", "surrogateescape") for token in self._tokens]
 
     def accepts(self, presented: str | None) -> bool:
         if presented is None:
@@ -108,6 +113,35 @@ def access_middleware(tokens: TokenStore) -> Callable:
         return await handler(request)
 
     return check
+
+
+_TOKEN_SHAPES = re.compile(r"(token=)[^&\s'\"]*|(bearer\s+)\S+", re.IGNORECASE)
+# The loggers aiohttp writes requests it could not parse to, raw request line included.
+AIOHTTP_LOGGERS = ("aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.websocket", "aiohttp.internal")
+
+
+def redact(text: str, tokens: TokenStore) -> str:
+    """`text` with every accepted token, and anything shaped like a query or Bearer token, replaced."""
+    for token in tokens.values():
+        text = text.replace(token, "***")
+    return _TOKEN_SHAPES.sub(lambda match: (match.group(1) or match.group(2)) + "***", text)
+
+
+class RedactTokens(logging.Filter):
+    """Installed on aiohttp's loggers: a malformed request is logged with its raw request line
+    and headers (in the message or the exception), where a query or Bearer token travels."""
+
+    def __init__(self, tokens: TokenStore) -> None:
+        super().__init__()
+        self._tokens = tokens
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage(), self._tokens), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self._tokens)
+        return True
 
 
 class PathOnlyAccessLogger(AbstractAccessLogger):

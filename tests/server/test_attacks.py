@@ -6,6 +6,7 @@ The upgrade-path attacks have their own file (test_upgrade_auth.py).
 from __future__ import annotations
 
 import asyncio
+import signal
 import statistics
 import time
 from pathlib import Path
@@ -139,3 +140,120 @@ async def test_photos_beyond_the_clients_budget_are_refused(start_server, http):
         assert refusal.status == "error" and "too many photos" in refusal.message
     async with http.get(server.make_url("/stats")) as response:
         assert (await response.json())["errors"]["rate_limited"] == 1
+
+
+# ---- tokens in logs and answers ----------------------------------------------------
+TOKEN = "s3cret-t0ken-of-the-server"
+
+
+async def raw_exchange(port: int, data: bytes, read_s: float = 3.0) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        answer = b""
+        deadline = asyncio.get_running_loop().time() + read_s
+        while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), remaining)
+            except asyncio.TimeoutError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+    finally:
+        writer.close()
+
+
+MALFORMED = {
+    "a 9,000-byte query": f"GET /?token={TOKEN}&pad={'a' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+    "a DEL byte in the URL": f"GET /stats?token={TOKEN}\x7f HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+    "a control character after Authorization": f"GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\x01\r\n\r\n".encode(),
+    "a space in the header name": f"GET /?token={TOKEN} HTTP/1.1\r\nHost : x\r\n\r\n".encode(),
+    "a line too long in a header": f"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}{'b' * 9000}\r\n\r\n".encode(),
+}
+
+
+async def test_no_log_line_or_answer_holds_a_token_after_malformed_requests():
+    async with spawned_server(["--frame-processor", "passthrough", "--token", TOKEN], log_level="INFO") as server:
+        for name, request in MALFORMED.items():
+            answer = await raw_exchange(server.port, request)
+            assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0], (name, answer[:80])
+            assert TOKEN.encode() not in answer, f"{name}: the answer echoes the token"
+        async with aiohttp.ClientSession() as http:  # and the ordinary refusals too
+            async with http.get(f"{server.http_url}/stats?token=wrong-{TOKEN}") as response:
+                assert response.status == 401
+        await asyncio.sleep(0.5)
+        output = server.output()
+    assert "Error handling request" in output or "Bad Request" in output or "400" in output, output[-2000:]
+    assert TOKEN not in output, [line for line in output.splitlines() if TOKEN in line]
+
+
+# ---- connections that never become requests ----------------------------------------
+async def test_idle_and_trickling_connections_are_closed_while_a_client_streams():
+    """300 idle sockets and 50 trickling a header at a byte a second stayed open for good."""
+    async with spawned_server(["--frame-processor", "passthrough", "--handshake-timeout", "1",
+                               "--max-pending-connections", "0"]) as server:
+        streaming = asyncio.ensure_future(control_client(server.ws_url, 4.0))
+        await asyncio.sleep(1.0)
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(60)]
+        trickling = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(20)]
+        request = b"GET /stats HTTP/1.1\r\nHost: x\r\n"
+
+        async def trickle(writer: asyncio.StreamWriter) -> None:
+            for byte in request:
+                if writer.is_closing():
+                    return
+                writer.write(bytes([byte]))
+                await asyncio.sleep(0.2)
+
+        tricklers = [asyncio.ensure_future(trickle(writer)) for _, writer in trickling]
+        started = time.monotonic()
+        closed_after = []
+        for reader, _ in idle + trickling:
+            try:
+                await asyncio.wait_for(reader.read(), timeout=5)  # b"" (or an answer) once the server closes it
+                closed_after.append(time.monotonic() - started)
+            except (asyncio.TimeoutError, ConnectionError):
+                closed_after.append(float("inf") if not reader.at_eof() else time.monotonic() - started)
+        for task in tricklers:
+            task.cancel()
+        for _, writer in idle + trickling:
+            writer.close()
+        latencies = await streaming
+    assert max(closed_after) < 3.0, f"still open after the 1 s deadline: {sorted(closed_after)[-5:]}"
+    assert len(latencies) > 60, "the real client streamed on"
+
+
+async def test_one_address_may_hold_only_so_many_connections_without_a_session():
+    async with spawned_server(["--frame-processor", "passthrough", "--max-pending-connections", "10",
+                               "--handshake-timeout", "30"]) as server:
+        streaming = asyncio.ensure_future(control_client(server.ws_url, 3.0))
+        await asyncio.sleep(1.0)  # the real client is a session: the gate no longer counts it
+        sockets = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(30)]
+        await asyncio.sleep(0.5)
+        refused = 0
+        for reader, _ in sockets:
+            try:
+                refused += await asyncio.wait_for(reader.read(), timeout=0.2) == b""
+            except asyncio.TimeoutError:
+                pass  # still open, waiting for a request: one of the ten
+            except ConnectionError:
+                refused += 1
+        for _, writer in sockets:
+            writer.close()
+        latencies = await streaming
+    assert refused == 20, refused
+    assert len(latencies) > 40, "the real client streamed on"
+
+
+# ---- signals ------------------------------------------------------------------------
+async def test_sighup_without_a_token_file_does_not_kill_the_server():
+    async with spawned_server(["--frame-processor", "passthrough"], log_level="INFO") as server:
+        server.process.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        assert server.process.poll() is None, "SIGHUP killed the server"
+        async with aiohttp.ClientSession() as http, http.get(f"{server.http_url}/healthz") as response:
+            assert response.status == 200
+        assert "no --token-file to reload" in server.output()

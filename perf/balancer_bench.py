@@ -44,7 +44,7 @@ async def main() -> None:
     async with spawned_server(server_args) as first, spawned_server(server_args) as second:
         for upstreams in ([first.port], [first.port, second.port]):
             workdir, port = Path(tempfile.mkdtemp()), free_port()
-            proxy = nginx.start(workdir, port, upstreams)
+            proxy = nginx.start(workdir, nginx.shipped_site(port, upstreams))
             try:
                 await asyncio.sleep(1.0)
                 url = f"ws://127.0.0.1:{port}/"

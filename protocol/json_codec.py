@@ -55,13 +55,13 @@ def decode_base64(text: Any, seq: int | None = None) -> bytes:
     return data
 
 
-def _required(fields: dict[str, Any], name: str, seq: int | None = None) -> Any:
+def _required(fields: dict[str, Any], name: str, seq: int | None = None, owner: str | None = None) -> Any:
+    """`owner` names an object inside a message (a face-map pair); by default, the message."""
     try:
         return fields[name]
     except KeyError:
-        raise ProtocolError(
-            ErrorCode.MISSING_FIELD, f"'{fields.get('type')}' message needs '{name}'", seq
-        ) from None
+        owner = owner or f"'{fields.get('type')}' message"
+        raise ProtocolError(ErrorCode.MISSING_FIELD, f"{owner} needs '{name}'", seq) from None
 
 
 def _optional_timestamp(fields: dict[str, Any], seq: int | None) -> Timestamp | None:
@@ -91,8 +91,8 @@ def _optional_pace(fields: dict[str, Any], seq: int | None) -> int | None:
     return value
 
 
-def _string(fields: dict[str, Any], name: str, default: str | None = None) -> str:
-    value = fields.get(name, default) if default is not None else _required(fields, name)
+def _string(fields: dict[str, Any], name: str, default: str | None = None, owner: str | None = None) -> str:
+    value = fields.get(name, default) if default is not None else _required(fields, name, owner=owner)
     if not isinstance(value, str):
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' must be a string")
     return value
@@ -137,8 +137,9 @@ def _list(fields: dict[str, Any], name: str, max_items: int) -> list[Any]:
 def _face_map(fields: dict[str, Any]) -> FaceMap:
     pairs = _list(fields, "pairs", MAX_FACE_PAIRS)
     return FaceMap(pairs=tuple(
-        FacePair(source=decode_base64(_required(p, "source")), target=decode_base64(_required(p, "target")))
-        for p in pairs
+        FacePair(source=decode_base64(_required(p, "source", owner=f"pair {i} of 'face_map'")),
+                 target=decode_base64(_required(p, "target", owner=f"pair {i} of 'face_map'")))
+        for i, p in enumerate(pairs, 1)
     ))
 
 
@@ -149,7 +150,9 @@ def _face_map_confirmation(fields: dict[str, Any]) -> FaceMapConfirmation:
     return FaceMapConfirmation(
         status=_string(fields, "status"),
         message=_string(fields, "message", ""),
-        pairs=tuple(PairStatus(status=_string(p, "status"), message=_string(p, "message", "")) for p in pairs),
+        pairs=tuple(PairStatus(status=_string(p, "status", owner=f"pair {i} of 'face_map_confirmation'"),
+                               message=_string(p, "message", ""))
+                    for i, p in enumerate(pairs, 1)),
     )
 
 

@@ -29,11 +29,20 @@ from .config import ServerConfig
 from .devices import Device, least_loaded
 from .drain import Drain
 from .jpeg import JpegCodec
+from .client_socket import ClientWebSocket
 from .memory import release_freed_memory
 from .pipeline import Pipeline
 from .processors import build_processors
 from .connections import ConnectionGate, guard, handler_args
-from .security import AIOHTTP_LOGGERS, RedactTokens, TokenStore, access_middleware, check_upgrade, is_loopback
+from .security import (
+    AIOHTTP_LOGGERS,
+    OriginPolicy,
+    RedactTokens,
+    TokenStore,
+    access_middleware,
+    check_upgrade,
+    is_loopback,
+)
 from .scheduler import Scheduler
 from .session import ClientSession
 from .session_core import SessionCore, SessionLimits
@@ -42,6 +51,7 @@ from .stats import ServerStats
 log = logging.getLogger(__name__)
 
 WEB_ROOT = Path(__file__).parent / "web"  # the browser client, served as package data
+STATIC_PREFIX = "/static/"
 
 CONFIG = web.AppKey("config", ServerConfig)
 STATS = web.AppKey("stats", ServerStats)
@@ -54,6 +64,7 @@ TOKENS = web.AppKey("tokens", TokenStore)
 DRAIN = web.AppKey("drain", Drain)
 READY = web.AppKey("ready", asyncio.Event)
 GATE = web.AppKey("gate", ConnectionGate)
+ORIGINS = web.AppKey("origins", OriginPolicy)
 
 
 async def _start_device(app: web.Application, index: int, host: HostPool) -> Device:
@@ -133,8 +144,8 @@ async def _close_sessions(app: web.Application) -> None:
 async def _websocket(request: web.Request) -> web.StreamResponse:
     app = request.app
     config = app[CONFIG]
-    ws = web.WebSocketResponse(
-        max_msg_size=config.max_message_bytes,
+    ws = ClientWebSocket(
+        max_msg_size=config.max_message_bytes + 1,  # aiohttp refuses a message of max_msg_size itself
         compress=False,  # JPEG does not deflate; compression would only burn CPU
         heartbeat=config.heartbeat_s,
         decode_text=False,
@@ -143,7 +154,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:  # a browser opening the server's URL gets the web client
         return web.FileResponse(WEB_ROOT / "index.html")
     # Decided by the same handshake code that upgrades: no spelling upgrades unchecked.
-    check_upgrade(request, app[TOKENS], frozenset(config.allowed_origins))
+    check_upgrade(request, app[TOKENS], app[ORIGINS])
     if app[DRAIN].active:  # before the upgrade, so a load balancer retries another server
         raise web.HTTPServiceUnavailable(text="server draining\n")
     await ws.prepare(request)
@@ -192,6 +203,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         device.clients -= 1
         await session.close()
         log.info("client %d disconnected (%s)", session.client_id, core.frames.as_dict())
+        await ws.linger()  # after a refused frame, so the client reads why rather than a reset
     return ws
 
 
@@ -268,15 +280,29 @@ async def _signal_handlers(app: web.Application) -> AsyncIterator[None]:
         loop.remove_signal_handler(signum)
 
 
+@web.middleware
+async def _unreadable_files_are_missing(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """aiohttp's static files answer 500 with a traceback in the log when the OS refuses the
+    path (an 8,000-character name: ENAMETOOLONG); no file by such a name can exist."""
+    if not request.path.startswith(STATIC_PREFIX):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except OSError as error:
+        log.debug("static path refused by the OS: %s", error.strerror)
+        raise web.HTTPNotFound() from None
+
+
 def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: None) -> web.Application:
     """The server; `on_drained` runs when a drain has emptied it (the CLI exits then)."""
     tokens = TokenStore(config.tokens, config.token_file)
     app = web.Application(
         client_max_size=config.max_message_bytes,
-        middlewares=[access_middleware(tokens)],
+        middlewares=[access_middleware(tokens), _unreadable_files_are_missing],
         handler_args=handler_args(config.handshake_timeout_s),
     )
     app[GATE] = ConnectionGate(config.max_pending_connections)
+    app[ORIGINS] = OriginPolicy.of(config.allowed_origins, config.public_urls)
     guard(app, app[GATE])
     app[CONFIG] = config
     app[TOKENS] = tokens
@@ -295,5 +321,5 @@ def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: No
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_post("/admin/drain", _drain)
-    app.router.add_static("/static/", WEB_ROOT, append_version=True)
+    app.router.add_static(STATIC_PREFIX, WEB_ROOT, append_version=True)
     return app

@@ -12,6 +12,7 @@ from models.simulated import COST_TABLES
 
 from .config import ServerConfig
 from .processors import PROCESSORS
+from .security import parse_origin
 
 
 def _positive(text: str) -> int:
@@ -123,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="file of accepted tokens, one per line; re-read on SIGHUP")
     security.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                           help="browser origin allowed to connect, e.g. https://app.example (repeatable; "
-                               "default: any; the server's own origin is always allowed)")
+                               "default: any; the server's own page is allowed when opened at the address it "
+                               "listens on or at a --public-url)")
+    security.add_argument("--public-url", action="append", default=[], metavar="URL",
+                          help="a URL browsers reach this server at (its name, or a proxy in front), whose "
+                               "page may connect when --allowed-origin is set (repeatable)")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-clients", type=_positive, default=defaults.max_clients,
                         help="connections beyond this are closed with code 1013 (try again later)")
@@ -157,6 +162,9 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
     for path in (args.source, args.certfile, args.keyfile, args.token_file):
         if path is not None and not path.is_file():
             parser.error(f"{path} does not exist")
+    for origin in (*args.allowed_origin, *args.public_url):
+        if parse_origin(origin) is None:
+            parser.error(f"{origin!r} is not an http(s) origin like https://app.example")
     if (args.certfile is None) != (args.keyfile is None):
         parser.error("--certfile and --keyfile go together")
     if args.max_client_fps <= 0 or args.idle_timeout <= 0:
@@ -193,6 +201,7 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
         tokens=tuple(args.token),
         token_file=args.token_file,
         allowed_origins=tuple(args.allowed_origin),
+        public_urls=tuple(args.public_url),
         max_clients=args.max_clients,
         max_client_fps=args.max_client_fps,
         idle_timeout_s=args.idle_timeout,

@@ -46,6 +46,7 @@ class ServerConfig:
     tokens: tuple[str, ...] = ()
     token_file: Path | None = None
     allowed_origins: tuple[str, ...] = ()
+    public_urls: tuple[str, ...] = ()  # where browsers reach this server, e.g. behind a proxy or by name
     max_clients: int = 64
     max_client_fps: float = 60.0  # frames beyond this rate are superseded, not queued
     idle_timeout_s: float = 120.0  # a client that sends nothing for this long is disconnected

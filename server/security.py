@@ -20,8 +20,11 @@ import re
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable
 
+from dataclasses import dataclass
+
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
+from yarl import URL
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +83,55 @@ def needs_token(request: web.Request) -> bool:
     return request.path != "/" and not request.path.startswith(OPEN_PATHS)
 
 
-def origin_allowed(request: web.Request, allowed: frozenset[str]) -> bool:
-    """Non-browser clients send no Origin; a browser's must be listed, or be the server's own."""
-    origin = request.headers.get(hdrs.ORIGIN)
-    if origin is None or not allowed:
-        return True
-    own = f"{request.scheme}://{request.host}"
-    return origin == own or origin in allowed
+Origin = tuple[str, str, int]  # scheme, host, port: what makes two spellings the same origin
+
+
+def parse_origin(text: str) -> Origin | None:
+    """`https://App.Example:443/` and `https://app.example` are one origin; None if not http(s)."""
+    try:
+        url = URL(text.strip())
+    except ValueError:
+        return None
+    if url.scheme not in ("http", "https") or not url.host or url.port is None:
+        return None
+    return url.scheme, url.host.lower().rstrip("."), url.port
+
+
+@dataclass(frozen=True)
+class OriginPolicy:
+    """Which browser pages may open a WebSocket here, when `--allowed-origin` is given at all:
+    those origins, the server's public URLs, and the address the connection came in on
+    (its own page opened by IP). Never the request's `Host` header: a page on
+    `evil.example` whose name the attacker points at this server (DNS rebinding) sends
+    `Host: evil.example` along with its `Origin`."""
+
+    allowed: frozenset[Origin]
+    public: frozenset[Origin] = frozenset()
+
+    @classmethod
+    def of(cls, allowed: Iterable[str], public_urls: Iterable[str] = ()) -> "OriginPolicy":
+        return cls(frozenset(filter(None, map(parse_origin, allowed))),
+                   frozenset(filter(None, map(parse_origin, public_urls))))
+
+    def allows(self, request: web.Request) -> bool:
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is None or not self.allowed:  # not a browser, or no origin check asked for
+            return True
+        parsed = parse_origin(origin)
+        return parsed is not None and (parsed in self.allowed or parsed in self.public or parsed in _local(request))
+
+
+def _local(request: web.Request) -> set[Origin]:
+    """The origins of the address this connection reached, from the socket, not the request."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if not isinstance(sockname, tuple):
+        return set()
+    host, port = str(sockname[0]), int(sockname[1])
+    hosts = {host.lower()}
+    if is_loopback(host):
+        hosts |= {"localhost", "127.0.0.1", "::1"}
+    return {(request.scheme, name, port) for name in hosts}
 
 
 def require_token(request: web.Request, tokens: TokenStore) -> None:
@@ -96,10 +141,10 @@ def require_token(request: web.Request, tokens: TokenStore) -> None:
         raise web.HTTPUnauthorized(text="a valid token is required\n", headers={hdrs.WWW_AUTHENTICATE: "Bearer"})
 
 
-def check_upgrade(request: web.Request, tokens: TokenStore, allowed_origins: frozenset[str]) -> None:
+def check_upgrade(request: web.Request, tokens: TokenStore, origins: OriginPolicy) -> None:
     """For a request that aiohttp's handshake would upgrade: HTTP 403 for a foreign origin,
     401 without a token. Call it after `can_prepare` said yes and before `prepare`."""
-    if not origin_allowed(request, allowed_origins):
+    if not origins.allows(request):
         log.warning("refused a WebSocket from origin %s", request.headers.get(hdrs.ORIGIN))
         raise web.HTTPForbidden(text="origin not allowed\n")
     require_token(request, tokens)

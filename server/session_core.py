@@ -55,6 +55,7 @@ from .stats import FrameCounts, ServerStats
 log = logging.getLogger(__name__)
 
 CONTROL_BACKLOG = 32  # unsent control messages before the shell stops reading from the client
+_STATS = object()  # a `stats` answer waiting in the control queue, made when it is sent
 
 
 @dataclass
@@ -149,7 +150,7 @@ class SessionCore:
     pending: FrameJob | None = None
     _outbox: FrameJob | None = None
     _result: bytes = b""
-    _control: collections.deque[bytes] = field(default_factory=collections.deque)
+    _control: collections.deque[bytes | object] = field(default_factory=collections.deque)  # bytes, or _STATS
     _takes: int = 0
     _newest_result: int = -1
     _next_take_at: float = 0.0  # before this the batcher may not take a frame (the rate cap)
@@ -193,7 +194,8 @@ class SessionCore:
                 return None
             return PrepareFaceMap(message.pairs)
         if isinstance(message, StatsRequest):
-            self.queue_control(Stats(data={**self.stats.snapshot(), "client": self.frames.as_dict()}))
+            if _STATS not in self._control:  # requests while one is waiting share its answer
+                self._control.append(_STATS)
         elif isinstance(message, Ping):
             self.queue_control(Pong(timestamp=wall_time))
         elif isinstance(message, Config):
@@ -320,7 +322,10 @@ class SessionCore:
         if self.closed:
             return None
         if self._control:
-            return Outgoing(self._control.popleft(), binary=False)
+            item = self._control.popleft()
+            if item is _STATS:  # made as it goes out: the newest numbers, once however often asked
+                item = encode_json(Stats(data={**self.stats.snapshot(), "client": self.frames.as_dict()}))
+            return Outgoing(item, binary=False)
         if self._outbox is None:
             return None
         job, self._outbox = self._outbox, None

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .pipeline import BatchTimings
 
 LATENCY_WINDOW = 4096  # recent frames behind the percentiles in `stats`
+SNAPSHOT_MAX_AGE_S = 0.2
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -67,6 +68,7 @@ class ServerStats:
     server_times: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
     registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
     devices: list = field(default_factory=list)  # server.devices.Device, set once they are up
+    _slow: tuple[float, dict[str, object]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.latency_histogram = Histogram(
@@ -90,9 +92,13 @@ class ServerStats:
         self.latency_histogram.observe(server_time_s)
 
     def snapshot(self) -> dict[str, object]:
-        """The `data` of the `stats` message: the original fields first, then ours."""
-        times = np.fromiter(self.server_times, dtype=np.float64)
-        p50, p90, p99 = (np.percentile(times, (50, 90, 99)) if times.size else (0.0, 0.0, 0.0))
+        """The `data` of the `stats` message: the original fields first, then ours. The counters
+        are always current (clients check their books against them); the percentiles and the
+        devices' fits are made at most every `SNAPSHOT_MAX_AGE_S`, so a flood of requests costs
+        little."""
+        now = time.monotonic()
+        if self._slow is None or now - self._slow[0] >= SNAPSHOT_MAX_AGE_S:
+            self._slow = (now, self._slow_fields())
         per_frame = self.batched_frames or 1
         decode_s, encode_s = self.host_cpu_s["decode"], self.host_cpu_s["encode"]
         data: dict[str, object] = {
@@ -110,14 +116,21 @@ class ServerStats:
             "device_time_avg": self.device_s / per_frame,
             "device_wait_avg": self.device_wait_s / per_frame,
             "host_cpu_ms_per_frame": {stage: round(1000 * s / per_frame, 3) for stage, s in sorted(self.host_cpu_s.items())},
+            **self._slow[1],
+            "errors": dict(self.errors),
+            "uptime_s": now - self.started_monotonic,
+        }
+        return data
+
+    def _slow_fields(self) -> dict[str, object]:
+        times = np.fromiter(self.server_times, dtype=np.float64)
+        p50, p90, p99 = (np.percentile(times, (50, 90, 99)) if times.size else (0.0, 0.0, 0.0))
+        return {
             "server_time_p50": float(p50),
             "server_time_p90": float(p90),
             "server_time_p99": float(p99),
-            "errors": dict(self.errors),
             "devices": [device.as_dict() for device in self.devices],
-            "uptime_s": time.monotonic() - self.started_monotonic,
         }
-        return data
 
 
 class _StatsCollector(Collector):

@@ -35,7 +35,7 @@ async def test_streams_survive_a_drain_and_a_kill_behind_nginx(tmp_path):
     async with contextlib.AsyncExitStack() as stack, aiohttp.ClientSession() as http:
         first = await stack.enter_async_context(spawned_server(SERVER_ARGS, log_level="INFO"))
         second = await stack.enter_async_context(spawned_server(SERVER_ARGS, log_level="INFO"))
-        proxy = nginx.start(tmp_path, proxy_port, [first.port, second.port])
+        proxy = nginx.start(tmp_path, nginx.shipped_site(proxy_port, [first.port, second.port]))
         stack.callback(lambda: (proxy.terminate(), proxy.wait(timeout=10)))
         config = ClientConfig(source=face, server_url=f"ws://127.0.0.1:{proxy_port}/", binary=True, headless=True,
                               fps=10, reconnect_max_s=1.0, connect_retries=20)

@@ -127,6 +127,15 @@ def test_rejections_carry_a_machine_code(text, code):
     assert info.value.message
 
 
+def test_a_missing_field_inside_a_pair_names_the_pair():
+    with pytest.raises(ProtocolError) as info:
+        decode_json(b'{"type": "face_map", "pairs": [{"source": "YWJj", "target": "YWJj"}, {"source": "YWJj"}]}')
+    assert info.value.message == "pair 2 of 'face_map' needs 'target'"
+    with pytest.raises(ProtocolError) as info:
+        decode_json(b'{"type": "frame"}')
+    assert info.value.message == "'frame' message needs 'data'"
+
+
 def test_frame_errors_name_their_seq():
     with pytest.raises(ProtocolError) as info:
         decode_json(b'{"type": "frame", "data": "@@@", "seq": 42}')

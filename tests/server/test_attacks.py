@@ -29,7 +29,9 @@ from protocol import (
     encode_binary,
 )
 from tests import media
+from tests.server.test_client_socket import frame
 from tests.server.test_streaming import assert_accounted
+from tests.server.test_upgrade_auth import upgrade_head
 from tests.server.wsclient import receive, send_json
 
 
@@ -257,3 +259,87 @@ async def test_sighup_without_a_token_file_does_not_kill_the_server():
         async with aiohttp.ClientSession() as http, http.get(f"{server.http_url}/healthz") as response:
             assert response.status == 200
         assert "no --token-file to reload" in server.output()
+
+
+# ---- a flood of costly requests ------------------------------------------------------
+async def test_a_flood_of_stats_requests_is_answered_in_few_replies_and_slows_no_one():
+    """100,000 stats_requests pushed a streaming client's round trip to a 1.2 s median."""
+    async with spawned_server(["--frame-processor", "passthrough"]) as server:
+        baseline = statistics.median(await control_client(server.ws_url, 3.0))
+        replies = 0
+
+        async def flood() -> None:
+            nonlocal replies
+            async with aiohttp.ClientSession() as http, http.ws_connect(server.ws_url) as ws:
+                request = '{"type":"stats_request"}'
+                for burst in range(40):
+                    for _ in range(500):
+                        await ws.send_str(request)
+                    while True:  # read what came, without waiting for it
+                        try:
+                            message = await ws.receive(timeout=0.01)
+                        except asyncio.TimeoutError:
+                            break
+                        replies += message.type == aiohttp.WSMsgType.TEXT
+
+        flooding = asyncio.ensure_future(flood())
+        during = await control_client(server.ws_url, 3.0)
+        await flooding
+    assert statistics.median(during) < 2 * baseline + 0.005, (baseline, statistics.median(during))
+    assert 0 < replies < 20_000 / 10, f"{replies} replies to 20,000 requests"
+
+
+# ---- the WebSocket protocol as RFC 6455 has it -----------------------------------------
+async def first_answer(port: int, handshake_and_frames: bytes, more: bytes = b"", hangs_up: bool = True) -> bytes:
+    """Upgrade over a raw socket, send `more` after the 101; the server's first bytes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(handshake_and_frames)
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 101")
+        writer.write(more)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(64), 10)
+        if hangs_up:
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+        return answer
+    finally:
+        writer.close()
+
+
+async def test_an_unmasked_frame_from_a_client_closes_with_1002(start_server):
+    """aiohttp read unmasked frames; RFC 6455 5.1: the server MUST close."""
+    server = await start_server()
+    ping = b'{"type":"ping","timestamp":1}'
+    close_1002 = b"\x88\x02\x03\xea"
+    assert await first_answer(server.port, upgrade_head(), frame(ping, masked=False, opcode=1)) == close_1002
+    # in the same packet as the handshake (aiohttp parses those bytes before the handler runs)
+    assert await first_answer(server.port, upgrade_head() + frame(ping, masked=False, opcode=1)) == close_1002
+    # masked, the same bytes are answered
+    assert b'"pong"' in await first_answer(server.port, upgrade_head(), frame(ping, opcode=1), hangs_up=False)
+
+
+async def test_a_message_of_the_limit_is_read_and_one_over_it_is_closed_with_1009_not_reset(start_server, http):
+    """Docs: messages larger than --max-message-bytes are refused; one of exactly that size was
+    refused too, and an oversized one sent in one piece ended in a reset, not close 1009."""
+    limit = 1 << 20
+    server = await start_server(max_message_bytes=limit)
+    async with http.ws_connect(server.make_url("/")) as ws:
+        await ws.send_bytes(bytes(limit))
+        error = await receive(ws)  # read and answered: it is no frame
+        assert error.code == ErrorCode.UNSUPPORTED_VERSION
+    for size in (limit + 1, 4 * limit):
+        async with http.ws_connect(server.make_url("/")) as ws:
+            await ws.send_bytes(bytes(size))  # raises ConnectionResetError when the server resets
+            message = await ws.receive(timeout=10)
+            assert message.type is aiohttp.WSMsgType.CLOSE and ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+
+
+async def test_a_static_path_too_long_for_the_os_is_not_found(start_server, http, caplog):
+    """An 8,000-character /static/ path answered 500 with a traceback in the log."""
+    server = await start_server()
+    async with http.get(server.make_url("/static/" + "a" * 8000)) as response:
+        assert response.status == 404
+    async with http.get(server.make_url("/static/app.js")) as response:
+        assert response.status == 200
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -144,8 +144,21 @@ def test_control_messages_come_before_results_and_back_up_to_a_limit():
     assert kinds == ["Pong", "ConfigConfirmation", "ProcessedFrame"]
     assert session.options["opacity"] == 0.5
     for _ in range(CONTROL_BACKLOG):
-        session.receive(encode_json(StatsRequest()), False, 0.0, 0.0)
+        session.receive(encode_json(Ping()), False, 0.0, 0.0)
     assert session.control_backlog_full
+
+
+def test_stats_requests_waiting_together_share_one_answer_made_when_it_is_sent():
+    """100,000 stats requests once made 100,000 snapshots and slowed every client."""
+    session = core()
+    for _ in range(1000):
+        session.receive(encode_json(StatsRequest()), False, 0.0, 0.0)
+    assert not session.control_backlog_full
+    offer(session, 1, now=0.0)  # after the requests, before the answer goes
+    [stats] = replies(session, now=0.0)
+    assert stats.data["client"]["frames_received"] == 1
+    session.receive(encode_json(StatsRequest()), False, 0.0, 0.0)
+    assert [type(m).__name__ for m in replies(session, now=0.0)] == ["Stats"]  # a later request: a new answer
 
 
 def test_a_source_face_is_prepared_by_the_shell_and_confirmed():

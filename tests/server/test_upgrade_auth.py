@@ -117,3 +117,30 @@ async def test_fuzzed_upgrade_requests_never_skip_the_checks(port, upgrade, conn
         assert tokenless != 101 or any(value == b"Bearer " + TOKEN.encode() for _, value in extra)
         return
     assert_checked(allowed, tokenless, foreign, (upgrade, connection, extra))
+
+
+def head_with(host: str, origin: str) -> bytes:
+    key = base64.b64encode(os.urandom(16))
+    lines = [b"GET / HTTP/1.1", b"Host: " + host.encode(), b"Upgrade: websocket", b"Connection: Upgrade",
+             b"Sec-WebSocket-Key: " + key, b"Sec-WebSocket-Version: 13", b"Origin: " + origin.encode()]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+async def test_a_page_whose_name_points_here_is_not_the_servers_own(port):
+    """DNS rebinding: the attacker's page at evil.example, its name resolving to this server,
+    sends `Host: evil.example:PORT` with `Origin: http://evil.example:PORT`."""
+    assert await status_of(port, head_with(f"evil.example:{port}", f"http://evil.example:{port}")) == 403
+    assert await status_of(port, head_with(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}")) == 401, \
+        "the server's own page, opened at the address it listens on, passes the origin check (then needs the token)"
+
+
+@pytest.mark.parametrize("spelling", ["https://app.example/", "https://APP.example", "https://app.example:443",
+                                      "HTTPS://app.example"])
+async def test_an_allowed_origin_is_allowed_however_it_is_spelled(port, spelling):
+    assert await status_of(port, head_with("127.0.0.1", spelling)) == 401  # past the origin check
+
+
+async def test_the_servers_public_url_may_connect(start_server):
+    server = await start_server(tokens=(TOKEN,), allowed_origins=(ALLOWED,), public_urls=("http://facestream.lan:8765",))
+    assert await status_of(server.port, head_with("facestream.lan:8765", "http://facestream.lan:8765")) == 401
+    assert await status_of(server.port, head_with("facestream.lan:8765", "http://facestream.lan:9999")) == 403

@@ -19,6 +19,7 @@ from .connection import StreamClient, fetch_stats
 from .display import Display, Recorder
 from .errors import ClientError, UsageError
 from .sources import MAX_CAMERA_INDEX, list_cameras, open_source
+from .video_job import VideoJob
 from .virtualcam import VirtualCamera
 
 log = logging.getLogger("client")
@@ -50,7 +51,7 @@ def run_loop(coro: Coroutine[Any, Any, T]) -> T:
             loop.close()
 
 
-async def _run_until_signalled(client: StreamClient) -> None:
+async def _run_until_signalled(client: StreamClient | VideoJob) -> Any:
     """Ctrl-C and SIGTERM stop the stream gracefully (the summary still prints)."""
     loop = asyncio.get_running_loop()
     installed = []
@@ -61,18 +62,22 @@ async def _run_until_signalled(client: StreamClient) -> None:
         except (NotImplementedError, RuntimeError):  # Windows: KeyboardInterrupt instead
             pass
     try:
-        await client.run()
+        return await client.run()
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
 
 
-def stream(config: ClientConfig) -> int:
+def _read_face(config: ClientConfig) -> bytes:
     assert config.source is not None
     try:
-        face = config.source.read_bytes()
+        return config.source.read_bytes()
     except OSError as exc:
         raise UsageError(f"Cannot read source face {config.source}: {exc.strerror or exc}") from None
+
+
+def stream(config: ClientConfig) -> int:
+    face = _read_face(config)
     display = Display(config.headless)
     source = open_source(
         camera_index=config.camera_index,
@@ -104,6 +109,14 @@ def stream(config: ClientConfig) -> int:
         source.close()
 
 
+def run_job(config: ClientConfig) -> int:
+    face = _read_face(config)
+    log.info("swapping every frame of %s into %s on %s", config.input_path, config.output, config.server_url)
+    result = run_loop(_run_until_signalled(VideoJob(config, face)))
+    print(result.summary(str(config.output)), flush=True)
+    return 0 if result.complete else EXIT_INTERRUPTED
+
+
 def print_cameras() -> None:
     cameras = list_cameras()
     if not cameras:
@@ -128,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         if config.stats_only:
             print(json.dumps(run_loop(fetch_stats(config)), indent=2, sort_keys=True), flush=True)
             return 0
-        return stream(config)
+        return run_job(config) if config.output is not None else stream(config)
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -140,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--headless", action="store_true", help="show no window (servers, CI, tests)")
     out.add_argument("--max-frames", metavar="N", type=positive(int), help="stop after this many processed frames")
     out.add_argument("--record", type=Path, metavar="OUT.mp4", help="write the processed stream to this video file")
+    out.add_argument("--output", type=Path, metavar="OUT.mp4",
+                     help="with --input VIDEO: swap every frame of the file, in order and as fast as the server "
+                     "can go (live clients first), into this file (H.264, the input's timing and sound kept; any "
+                     "container FFmpeg writes); progress is shown, Ctrl-C leaves a playable file of what was done, "
+                     "and a dropped connection resumes where it was")
+    out.add_argument("--crf", type=int, default=defaults.crf, choices=range(0, 52), metavar="0..51",
+                     help="--output's H.264 quality: lower is better and bigger (18 looks lossless, 23 is x264's default)")
     out.add_argument("--virtual-cam", nargs="?", const="", default=None, metavar="DEVICE",
                      help="send the processed stream to a virtual webcam for video calls (needs pip install "
                      ".[virtualcam]; v4l2loopback on Linux, the OBS virtual camera on Windows and macOS); "
@@ -172,6 +179,13 @@ def parse_config(argv: Sequence[str] | None = None) -> ClientConfig:
         raise UsageError(f"CA file not found: {args.ca_file}")
     if args.input_path is not None and not args.input_path.is_file():
         raise UsageError(f"Input file not found: {args.input_path}")
+    if args.output is not None:
+        if args.input_path is None:
+            raise UsageError("--output needs --input VIDEO: the file whose every frame is swapped")
+        if args.loop or args.record is not None:
+            raise UsageError("--output writes every frame of --input once: it takes neither --loop nor --record")
+        if args.output.resolve() == args.input_path.resolve():
+            raise UsageError("--output must not be the --input file")
     return ClientConfig(
         source=args.source,
         server_url=args.server_url,
@@ -193,6 +207,8 @@ def parse_config(argv: Sequence[str] | None = None) -> ClientConfig:
         headless=args.headless,
         max_frames=args.max_frames,
         record=args.record,
+        output=args.output,
+        crf=args.crf,
         virtual_cam=args.virtual_cam is not None,
         virtual_cam_device=args.virtual_cam or None,
         virtual_cam_fallback=args.virtual_cam_fallback,

@@ -34,6 +34,8 @@ class ClientConfig:
     headless: bool = False
     max_frames: int | None = None
     record: Path | None = None
+    output: Path | None = None  # with input_path: a video job, every frame written here in order
+    crf: int = 18  # the job's H.264 quality (x264's constant rate factor)
     virtual_cam: bool = False
     virtual_cam_device: str | None = None  # None: the first virtual camera found
     virtual_cam_fallback: str = "last"  # what the virtual camera shows between processed frames: last | raw

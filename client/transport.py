@@ -60,8 +60,10 @@ def ssl_context(config: ClientConfig) -> ssl.SSLContext | bool:
     return True
 
 
-async def open_websocket(http: aiohttp.ClientSession, config: ClientConfig) -> aiohttp.ClientWebSocketResponse:
-    """One connection attempt, translated into `ConnectError`s that say what went wrong."""
+async def open_websocket(http: aiohttp.ClientSession, config: ClientConfig,
+                         protocols: tuple[str, ...] | None = None) -> aiohttp.ClientWebSocketResponse:
+    """One connection attempt, translated into `ConnectError`s that say what went wrong.
+    `protocols`: the subprotocols to offer; by default pacing, unless --no-pacing."""
     url = config.server_url
     headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
     try:
@@ -74,7 +76,7 @@ async def open_websocket(http: aiohttp.ClientSession, config: ClientConfig) -> a
                 heartbeat=HEARTBEAT_S,
                 compress=0,  # JPEG does not deflate
                 timeout=_WS_TIMEOUT,
-                protocols=(PACING,) if config.pacing else (),
+                protocols=protocols if protocols is not None else (PACING,) if config.pacing else (),
             ),
             timeout=config.connect_timeout_s,
         )

@@ -139,8 +139,11 @@ class FaceAnalyser:
         """
         earlier = [_analysed(client) for client in clients]
         fresh = [i for i, analysis in enumerate(earlier) if analysis is None]
-        for i in fresh:
-            frame_order(clients[i]).wait_turn(clients[i].order)
+        firsts: dict[int, Client] = {}  # per client, its first frame here (a job has several)
+        for i in sorted(fresh, key=lambda i: clients[i].order):
+            firsts.setdefault(id(frame_order(clients[i])), clients[i])
+        for client in firsts.values():
+            frame_order(client).wait_turn(client.order)  # its later frames here follow it in this batch
         try:
             return self._analyse_in_turn(images, clients, with_landmarks, identify, earlier, fresh)
         finally:
@@ -190,11 +193,13 @@ class FaceAnalyser:
             landmark_images = ([images[i] for i in detect] if with_landmarks else []) + [images[i] for i in follow]
             self.landmarks.annotate(landmark_images, (detections if with_landmarks else []) + predicted)
         faces: list[list[Face]] = [[] for _ in images]
-        with self.host.stage("tracking"):
-            for i, found in zip(detect, detections):
-                faces[i] = trackers[i].update(found, clients[i].time)
-            for i, relocated in zip(follow, predicted):
-                faces[i] = trackers[i].follow(relocated, clients[i].time)
+        detected, followed = dict(zip(detect, detections)), dict(zip(follow, predicted))
+        with self.host.stage("tracking"):  # in each client's frame order: a job has several here
+            for i in sorted(range(len(images)), key=lambda i: clients[i].order):
+                if i in detected:
+                    faces[i] = trackers[i].update(detected[i], clients[i].time)
+                else:
+                    faces[i] = trackers[i].follow(followed[i], clients[i].time)
         return faces, with_landmarks or self.landmarks is None
 
     def _identify_new_tracks(self, images: Sequence[np.ndarray], trackers: Sequence[FaceTracker],

@@ -8,6 +8,7 @@ from .errors import ErrorCode, ProtocolError
 from .json_codec import decode_json, encode_json
 from .messages import (
     MAX_PACE_MS,
+    JOB,
     PACING,
     Config,
     ConfigConfirmation,
@@ -32,6 +33,7 @@ from .messages import (
 __all__ = [
     "HEADER_SIZE",
     "PACED",
+    "JOB",
     "PACING",
     "MAX_PACE_MS",
     "VERSION",

@@ -16,6 +16,9 @@ Timestamp = Union[int, float]
 # The WebSocket subprotocol a client offers to be paced: its `processed_frame`s then carry
 # `pace_ms` (docs/protocol.md, "Pacing"). Clients that do not offer it see no change.
 PACING = "facestream.pacing"
+# The subprotocol of a job (a video file, docs/protocol.md "Jobs"): every frame is queued in
+# order and answered in order, none superseded.
+JOB = "facestream.job"
 MAX_PACE_MS = 0xFFFFFFFF
 
 

@@ -19,7 +19,7 @@ from typing import AsyncIterator, Callable
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from protocol import PACING
+from protocol import JOB, PACING
 
 from models.device import ModelDevice
 from models.host import HostPool
@@ -149,7 +149,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         compress=False,  # JPEG does not deflate; compression would only burn CPU
         heartbeat=config.heartbeat_s,
         decode_text=False,
-        protocols=(PACING,),  # offered by clients that follow the server's pacing
+        protocols=(PACING, JOB),  # offered by clients that follow the server's pacing, and by jobs
     )
     if not ws.can_prepare(request).ok:  # a browser opening the server's URL gets the web client
         return web.FileResponse(WEB_ROOT / "index.html")
@@ -172,6 +172,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
                              photos_per_minute=config.max_photos_per_minute),
         sources=device.default_sources,
         options=dict(config.options),
+        job=ws.ws_protocol == JOB,
         last_activity=time.monotonic(),
     )
     if ws.ws_protocol == PACING:

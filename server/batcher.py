@@ -43,8 +43,8 @@ class Batcher:
         self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
-    def mark_ready(self, mailbox: Mailbox, at: float) -> None:
-        self.scheduler.mark_ready(mailbox, at)
+    def mark_ready(self, mailbox: Mailbox, at: float, queued: bool = False) -> None:
+        self.scheduler.mark_ready(mailbox, at, queued)
         self._wakeup.set()
 
     def forget(self, mailbox: Mailbox) -> None:
@@ -81,7 +81,7 @@ class Batcher:
     def _start(self, mailboxes: list[Mailbox], now: float) -> None:
         batch = [(mailbox, *mailbox.take(now)) for mailbox in mailboxes]
         account = WorkAccount(priority=now)
-        ages = [now - work.context.time for _, _, work in batch]
+        ages = [now - work.received_at for _, _, work in batch]
         batch_id = self.scheduler.started(len(batch), now, ages, account)
         task = asyncio.create_task(self._run(batch_id, batch, account))
         self._running.add(task)

@@ -35,6 +35,7 @@ class FrameWork:
     jpeg: bytes
     seq: int | None
     context: FrameContext
+    received_at: float = 0.0  # when the frame arrived (time.monotonic())
     result: bytes | None = None
     error: ProtocolError | None = None
 

@@ -26,7 +26,7 @@ class FrameContext:
     options: Mapping[str, Any] = field(default_factory=dict)  # the client's live options
     face_map: tuple[MappedFace, ...] = ()  # several sources, each for one person (face_map message)
     state: dict[str, Any] = field(default_factory=dict)  # processors' per-client state (face tracks)
-    time: float = 0.0  # the frame's arrival (time.monotonic())
+    time: float = 0.0  # tracking's clock: the frame's arrival (time.monotonic()), or a job frame's video time
     order: int = 0  # the frame's place among its client's frames, as taken
     scratch: dict[str, Any] = field(default_factory=dict)  # this frame's: what one processor hands the next
 

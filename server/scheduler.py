@@ -24,6 +24,12 @@ costs about n single frames, that is one; on a GPU, where a call's fixed cost do
 as many as the target allows. Clients the batch cannot take keep their place: the oldest
 waiting go first.
 
+**Live clients first.** A job (a video file) queues its frames rather than replacing them:
+each is one more to take. A batch takes the live clients' frames first and fills what they
+leave with a job's, in order, several a batch where the device gains from them; so a job
+runs on the capacity the live clients do not use, and adds nothing to their wait but the
+frames that share their batch.
+
 **Pace the clients that ask.** A client's turn comes once per `active clients x service
 time per frame`; a paced client (docs/protocol.md, "Pacing") is told to send its next
 frame just before then, so its frames do not wait behind everyone else's.
@@ -78,6 +84,8 @@ class Scheduler(Generic[M]):
     device_is_host: bool = False  # the models run on the CPU cores that do the host work: one batch at a time
     queue_ahead: float = 1.0  # frames of device work kept queued on a separate device
     ready: dict[M, float] = field(default_factory=dict)  # client -> when its frame may be taken; insertion order
+    queued: collections.Counter[M] = field(default_factory=collections.Counter)  # a job's frames waiting
+    _jobs: set[M] = field(default_factory=set)  # clients that queue (they take no live turns)
     batch_time: LinearCost = field(default_factory=LinearCost)  # take -> results, by frames
     batch_device: LinearCost = field(default_factory=LinearCost)  # device seconds of a batch, by frames
     batch_busy: LinearCost = field(default_factory=LinearCost)  # take -> processors done: what holds a CPU device
@@ -94,19 +102,27 @@ class Scheduler(Generic[M]):
     slot_gap_s: float = 0.0  # CPU device: from a batch's processing done to the next batch's take, frames waiting
 
     # ---- mailboxes --------------------------------------------------------------------
-    def mark_ready(self, client: M, at: float) -> None:
-        """`client`'s mailbox holds a frame that may be taken from `at` on."""
+    def mark_ready(self, client: M, at: float, queued: bool = False) -> None:
+        """`client`'s mailbox holds a frame that may be taken from `at` on; `queued`: one more
+        frame of a job, whose frames wait behind each other rather than replace each other."""
         self._last_ready[client] = at
+        if queued:
+            self.queued[client] += 1
+            self._jobs.add(client)
         if client not in self.ready:
             self.ready[client] = at
 
     def forget(self, client: M) -> None:
         self.ready.pop(client, None)
+        self.queued.pop(client, None)
+        self._jobs.discard(client)
         self._last_ready.pop(client, None)
 
     # ---- decisions ----------------------------------------------------------------------
     def plan(self, now: float) -> Take[M] | Wait:
-        eligible = [client for client, at in self.ready.items() if at <= now]
+        clients = [client for client, at in self.ready.items() if at <= now]
+        eligible = ([client for client in clients if client not in self.queued]  # live first, then jobs' frames
+                    + [client for client in clients if client in self.queued for _ in range(self.queued[client])])
         if not eligible:
             return Wait(min(self.ready.values(), default=None))
         if len(self._in_flight) >= self.max_in_flight or (
@@ -122,8 +138,16 @@ class Scheduler(Generic[M]):
         if self.device_is_host and freed is not None and self.ready[chosen[0]] <= freed:
             self.slot_gap_s += 0.1 * (now - freed - self.slot_gap_s)  # the slot sat free while frames waited
         for client in chosen:
-            del self.ready[client]
+            self._took_one(client)
         return Take(chosen)
+
+    def _took_one(self, client: M) -> None:
+        if client in self.queued:
+            self.queued[client] -= 1
+            if self.queued[client] > 0:
+                return  # more of the job's frames wait, in their place
+            del self.queued[client]
+        del self.ready[client]
 
     def device_backlog_s(self, now: float) -> float:
         """Model time the batches in flight are still expected to need, less one frame's worth
@@ -188,7 +212,8 @@ class Scheduler(Generic[M]):
         of what the device can do, from the measured costs, not from what the clients happen
         to send (which pacing itself sets). When a turn is shorter than a camera frame the pace
         asks nothing a client would not do anyway."""
-        active = sum(1 for at in self._last_ready.values() if at >= now - ACTIVE_WINDOW_S)
+        active = sum(1 for client, at in self._last_ready.items()
+                     if at >= now - ACTIVE_WINDOW_S and client not in self._jobs)  # jobs use what is left
         turn = max(1, active) * self.service_s()
         return max(0.0, (taken_at - received_at) + turn)
 

@@ -29,7 +29,7 @@ PairPreparer = Callable[[FacePair], "asyncio.Future[MappedFace | ProtocolError]"
 class Scheduling(Protocol):
     """What a session needs of its device's batcher."""
 
-    def mark_ready(self, session: "ClientSession", at: float) -> None: ...
+    def mark_ready(self, session: "ClientSession", at: float, queued: bool = False) -> None: ...
 
     def forget(self, session: "ClientSession") -> None: ...
 
@@ -68,7 +68,7 @@ class ClientSession:
         """One WebSocket message; waits (stops reading this client) while its replies back up."""
         action = self.core.receive(data, kind == WSMsgType.BINARY, time.monotonic(), time.time())
         if isinstance(action, ReadyAt):
-            self._batcher.mark_ready(self, action.time)
+            self._batcher.mark_ready(self, action.time, action.queued)
         elif isinstance(action, PrepareSource):
             try:
                 result: object = await self._prepare_sources(action.image)
@@ -83,7 +83,7 @@ class ClientSession:
                 mapped = exc
             self.core.face_map_prepared(action.pairs, mapped)  # type: ignore[arg-type]
         self._wake_sender()
-        while self.core.control_backlog_full:
+        while self.core.backlog_full:
             self._control_drained.clear()
             await self._control_drained.wait()
 

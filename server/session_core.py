@@ -8,8 +8,11 @@ through `take` and `complete`.
 
 Latest-frame-wins on both sides keeps memory and latency bounded whatever the client does:
 a client that sends faster than the device can go loses old frames (counted as superseded),
-and a client that reads slower than we produce loses old results. Every frame received
-ends as processed, superseded or failed, here and in the server's totals.
+and a client that reads slower than we produce loses old results. A job (a video file,
+docs/protocol.md "Jobs") wants every frame instead: its frames queue in order, up to
+`JOB_QUEUE` not yet answered, beyond which the shell stops reading the client, and its results
+go back in order. Every frame received ends as processed, superseded or failed, here and in
+the server's totals.
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ from .stats import FrameCounts, ServerStats
 log = logging.getLogger(__name__)
 
 CONTROL_BACKLOG = 32  # unsent control messages before the shell stops reading from the client
+JOB_QUEUE = 32  # a job's frames received and not yet answered before the shell stops reading it
 _STATS = object()  # a `stats` answer waiting in the control queue, made when it is sent
 
 
@@ -101,9 +105,11 @@ class PhotoBudget:
 
 @dataclass(frozen=True)
 class ReadyAt:
-    """The mailbox holds a frame the batcher may take from `time` on (later under the rate cap)."""
+    """The mailbox holds a frame the batcher may take from `time` on (later under the rate cap);
+    `queued`: one more of a job's frames, which wait their turn behind each other."""
 
     time: float
+    queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,11 +151,14 @@ class SessionCore:
     # A paced client (docs/protocol.md, "Pacing"): seconds after sending a frame (received_at,
     # taken_at) that the next one should be sent; None for clients that did not ask.
     pace: Callable[[float, float], float] | None = None
+    job: bool = False  # every frame queued and answered in order (docs/protocol.md, "Jobs")
     last_activity: float = 0.0
     closed: bool = False
-    pending: FrameJob | None = None
-    _outbox: FrameJob | None = None
+    pending: collections.deque[FrameJob] = field(default_factory=collections.deque)  # live: at most one
+    _outbox: FrameJob | None = None  # live: the newest result, not yet sent
     _result: bytes = b""
+    _job_results: dict[int, tuple[FrameJob, bytes | None]] = field(default_factory=dict)  # order -> result (None: failed)
+    _released: int = 0  # job: the order of the next result to send
     _control: collections.deque[bytes | object] = field(default_factory=collections.deque)  # bytes, or _STATS
     _takes: int = 0
     _newest_result: int = -1
@@ -212,10 +221,13 @@ class SessionCore:
         self._count("received")
         job = FrameJob(frame=frame, binary=binary, received_at=now,
                        reply_timestamp=frame.timestamp if frame.timestamp is not None else wall_time)
-        superseding = self.pending is not None
+        if self.job:
+            self.pending.append(job)
+            return ReadyAt(now, queued=True)
+        superseding = bool(self.pending)
         if superseding:
             self._count("superseded")
-        self.pending = job
+        self.pending = collections.deque([job])
         return None if superseding else ReadyAt(max(now, self._next_take_at))
 
     def _charge_photos(self, photos: int, now: float) -> None:
@@ -227,17 +239,27 @@ class SessionCore:
                                 f"{self.limits.photos_per_minute:g} a minute): try again in {math.ceil(wait)} s")
 
     def take(self, now: float) -> tuple[FrameJob, FrameWork]:
-        """The batcher empties the mailbox into a unit of batch work."""
-        job, self.pending = self.pending, None
-        assert job is not None, "take() on an empty mailbox"
-        self._next_take_at = now + 1.0 / self.limits.max_fps
+        """The batcher takes the oldest frame of the mailbox as a unit of batch work."""
+        assert self.pending, "take() on an empty mailbox"
+        job = self.pending.popleft()
+        if not self.job:  # a job is held back by its queue and by live clients, not by the cap
+            self._next_take_at = now + 1.0 / self.limits.max_fps
         job.order, job.taken_at = self._takes, now
         self._takes += 1
         job.passthrough = self.sources is None and not self.face_map
         context = FrameContext(client_id=self.client_id, sources=self.sources or {}, options=self.options,
-                               face_map=self.face_map, state=self.processor_state, time=job.received_at,
+                               face_map=self.face_map, state=self.processor_state, time=self._tracking_time(job),
                                order=job.order)
-        return job, FrameWork(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context)
+        return job, FrameWork(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context, received_at=job.received_at)
+
+    def _tracking_time(self, job: FrameJob) -> float:
+        """The clock that face tracking and smoothing follow: when a live frame arrived, or a
+        job frame's presentation time in the video (its timestamp, in seconds), so a file is
+        smoothed as it plays however fast it is processed."""
+        timestamp = job.frame.timestamp
+        if self.job and isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
+            return float(timestamp)
+        return job.received_at
 
     def _refusal(self, exc: BaseException, what: str) -> ProtocolError:
         """The error to report for a failed preparation; a processor bug must not end the connection.
@@ -287,8 +309,15 @@ class SessionCore:
             return
         if work.error is not None:
             self._count("failed")
-            if len(self._control) < CONTROL_BACKLOG:  # a client that does not read is told no more
+            if self.job:
+                self._job_results[job.order] = (job, None)
+                self.send_error(work.error)  # a job's client reads: its queue holds it back
+            elif len(self._control) < CONTROL_BACKLOG:  # a client that does not read is told no more
                 self.send_error(work.error)
+            return
+        if self.job:
+            assert work.result is not None
+            self._job_results[job.order] = (job, work.result)
             return
         if job.order < self._newest_result:
             self._count("superseded")  # a newer frame of ours already came back
@@ -309,13 +338,17 @@ class SessionCore:
             self._control.append(encode_json(message))
 
     @property
-    def control_backlog_full(self) -> bool:
-        """The shell should stop reading the client until its control messages drain."""
-        return len(self._control) >= CONTROL_BACKLOG and not self.closed
+    def backlog_full(self) -> bool:
+        """The shell should stop reading the client until its control messages drain, or (a
+        job) until fewer of its frames wait to be processed and sent."""
+        if self.closed:
+            return False
+        unanswered = len(self.pending) + self._takes - self._released if self.job else 0
+        return len(self._control) >= CONTROL_BACKLOG or unanswered >= JOB_QUEUE
 
     @property
     def has_outgoing(self) -> bool:
-        return bool(self._control) or self._outbox is not None
+        return bool(self._control) or self._outbox is not None or self._released in self._job_results
 
     def next_outgoing(self) -> Outgoing | None:
         """What to send now: control messages first, then the newest result."""
@@ -326,12 +359,26 @@ class SessionCore:
             if item is _STATS:  # made as it goes out: the newest numbers, once however often asked
                 item = encode_json(Stats(data={**self.stats.snapshot(), "client": self.frames.as_dict()}))
             return Outgoing(item, binary=False)
+        if self.job:
+            return self._next_job_result()
         if self._outbox is None:
             return None
         job, self._outbox = self._outbox, None
+        result, self._result = self._result, b""
+        return self._reply(job, result)
+
+    def _next_job_result(self) -> Outgoing | None:
+        """A job's results in the order its frames came (a failed one was answered with an error)."""
+        while self._released in self._job_results:
+            job, result = self._job_results.pop(self._released)
+            self._released += 1
+            if result is not None:
+                return self._reply(job, result)
+        return None
+
+    def _reply(self, job: FrameJob, result: bytes) -> Outgoing:
         pace_ms = None if self.pace is None else min(MAX_PACE_MS, round(1000 * self.pace(job.received_at, job.taken_at)))
-        reply = ProcessedFrame(jpeg=self._result, timestamp=job.reply_timestamp, seq=job.frame.seq, pace_ms=pace_ms)
-        self._result = b""
+        reply = ProcessedFrame(jpeg=result, timestamp=job.reply_timestamp, seq=job.frame.seq, pace_ms=pace_ms)
         return Outgoing(encode_binary(reply) if job.binary else encode_json(reply), job.binary, job)
 
     def sent(self, outgoing: Outgoing, now: float) -> None:
@@ -351,9 +398,13 @@ class SessionCore:
     def close(self) -> None:
         """Account for everything left behind; later results count as failed."""
         self.closed = True
-        if self.pending is not None:
-            self.pending = None
+        for _ in self.pending:
             self._count("failed")
+        self.pending.clear()
+        for _, result in self._job_results.values():
+            if result is not None:  # a failed one is counted already
+                self._count("failed")
+        self._job_results.clear()
         if self._outbox is not None:
             self._outbox = None
             self._count("failed")

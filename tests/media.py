@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from perf import frames as perf_frames
+
 
 def _package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
@@ -95,3 +97,52 @@ def flat_photo(width: int, height: int) -> bytes:
     ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
     image = np.broadcast_to(ramp, (height, width, 3)).astype(np.uint8)
     return jpeg(image, 30)
+
+
+BARCODE_BITS = 10
+BARCODE_CELL = 12  # px: big enough to survive H.264 at the default quality
+
+
+def barcoded_frame(index: int, width: int = 320, height: int = 240) -> np.ndarray:
+    """The group photo with `index` written as a row of black and white cells along the
+    bottom edge, away from the faces, to be read back after a round trip through a codec."""
+    image = group_photo(width, height).copy()
+    for bit in range(BARCODE_BITS):
+        value = 255 if index >> bit & 1 else 0
+        image[height - BARCODE_CELL:, bit * BARCODE_CELL:(bit + 1) * BARCODE_CELL] = value
+    return image
+
+
+def read_barcode(image: np.ndarray) -> int:
+    height = image.shape[0]
+    cells = [image[height - BARCODE_CELL + 3:height - 3, bit * BARCODE_CELL + 3:(bit + 1) * BARCODE_CELL - 3].mean()
+             for bit in range(BARCODE_BITS)]
+    return sum(1 << bit for bit, level in enumerate(cells) if level > 128)
+
+
+def write_clip(path: Path, frame_times_s: list[float], width: int = 320, height: int = 240,
+               audio_s: float = 0.0, audio_codec: str = "aac") -> Path:
+    """A clip of barcoded real-face frames at exactly these times (any spacing: a variable
+    frame rate), with `audio_s` seconds of a 440 Hz tone (48 kHz mono) when asked."""
+    frames = (barcoded_frame(index, width, height) for index in range(len(frame_times_s)))
+    return perf_frames.write_clip(path, frames, frame_times_s, audio_s, audio_codec)
+
+
+def clip_frames(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+
+
+def clip_contents(path: Path) -> tuple[list[int], list[float], np.ndarray]:
+    """A clip's frame barcodes and times (s), and its first audio stream's samples (empty if none)."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [(read_barcode(frame.to_ndarray(format="bgr24")), round(float(frame.time), 4))
+                  for frame in container.decode(video=0)]
+    with av.open(str(path)) as container:
+        chunks = [frame.to_ndarray() for frame in container.decode(audio=0)] if container.streams.audio else []
+    audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)
+    return [code for code, _ in frames], [at for _, at in frames], audio

@@ -116,3 +116,28 @@ def test_the_turn_of_a_paced_client_is_its_share_of_the_device():
     assert scheduler.pace_s(now=10.5, received_at=10.0, taken_at=10.015) == pytest.approx(0.175)
     assert scheduler.pace_s(now=13.0, received_at=12.9, taken_at=12.9) == pytest.approx(0.04), \
         "clients gone quiet for long no longer share the turn"
+
+
+def test_a_job_fills_what_the_live_clients_leave_several_frames_a_batch():
+    """A GPU batch of up to 5 (the fit of the test above): live frames first, then the job's."""
+    scheduler = gpu()
+    learned(scheduler.batch_time, 0.010, 0.008)
+    learned(scheduler.batch_device, 0.006, 0.001)
+    for at in (0.0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006):
+        scheduler.mark_ready("job", at, queued=True)
+    scheduler.mark_ready("a", 0.003)
+    scheduler.mark_ready("b", 0.004)
+    run(scheduler, ["a", "b", "job", "job", "job"], now=0.01)  # the job was first, but live goes first
+    scheduler._in_flight.clear()
+    assert scheduler.queued["job"] == 4
+    run(scheduler, ["job"] * 4, now=0.02)
+    assert "job" not in scheduler.ready and not scheduler.queued
+
+
+def test_a_job_takes_no_turn_from_paced_live_clients():
+    scheduler = cpu()
+    learned(scheduler.batch_time, 0.0, 0.050)
+    learned(scheduler.batch_busy, 0.0, 0.040)
+    scheduler.mark_ready("live", 10.0)
+    scheduler.mark_ready("job", 10.0, queued=True)
+    assert scheduler.pace_s(now=10.5, received_at=10.0, taken_at=10.0) == pytest.approx(0.04)

@@ -20,7 +20,7 @@ from protocol import (
 )
 from protocol.binary_codec import HEADER, Kind
 from server.pipeline import FrameWork
-from server.session_core import CONTROL_BACKLOG, PrepareSource, ReadyAt, SessionCore, SessionLimits
+from server.session_core import CONTROL_BACKLOG, JOB_QUEUE, PrepareSource, ReadyAt, SessionCore, SessionLimits
 from server.stats import ServerStats
 
 LIMITS = SessionLimits(max_fps=10.0, max_source_bytes=1000)
@@ -145,7 +145,7 @@ def test_control_messages_come_before_results_and_back_up_to_a_limit():
     assert session.options["opacity"] == 0.5
     for _ in range(CONTROL_BACKLOG):
         session.receive(encode_json(Ping()), False, 0.0, 0.0)
-    assert session.control_backlog_full
+    assert session.backlog_full
 
 
 def test_stats_requests_waiting_together_share_one_answer_made_when_it_is_sent():
@@ -153,7 +153,7 @@ def test_stats_requests_waiting_together_share_one_answer_made_when_it_is_sent()
     session = core()
     for _ in range(1000):
         session.receive(encode_json(StatsRequest()), False, 0.0, 0.0)
-    assert not session.control_backlog_full
+    assert not session.backlog_full
     offer(session, 1, now=0.0)  # after the requests, before the answer goes
     [stats] = replies(session, now=0.0)
     assert stats.data["client"]["frames_received"] == 1
@@ -203,3 +203,40 @@ def test_frame_work_carries_the_clients_context():
     assert (first.context.order, second.context.order) == (0, 1)
     assert first.context.state is second.context.state  # the client's tracks live across its frames
     assert first.context.scratch is not second.context.scratch  # each frame's hand-over is its own
+
+
+def test_a_job_keeps_every_frame_and_answers_in_order_whatever_order_batches_return():
+    session = core(job=True)
+    for seq in range(1, 5):
+        assert offer(session, seq, now=0.0) == ReadyAt(0.0, queued=True)  # no rate cap, no superseding
+    taken = [session.take(0.0) for _ in range(4)]
+    assert [work.seq for _, work in taken] == [1, 2, 3, 4]
+    assert [work.context.time for _, work in taken] == [1.0, 2.0, 3.0, 4.0], "tracking follows the video's time"
+    for index in (2, 0, 3, 1):  # the batches come back out of order; frame 3 failed
+        job, work = taken[index]
+        if work.seq == 3:
+            work.error = ProtocolError(ErrorCode.BAD_IMAGE, "broken", 3)
+        else:
+            work.result = b"r%d" % work.seq
+        session.complete(job, work)
+    answers = replies(session, now=0.1)
+    assert [(type(a).__name__, a.seq) for a in answers] == [
+        ("Error", 3), ("ProcessedFrame", 1), ("ProcessedFrame", 2), ("ProcessedFrame", 4)]
+    assert (session.frames.processed, session.frames.failed, session.frames.superseded) == (3, 1, 0)
+    assert_books_balance(session)
+
+
+def test_a_job_stops_being_read_when_its_queue_is_full_and_counts_what_is_left_on_close():
+    session = core(job=True)
+    for seq in range(JOB_QUEUE - 1):
+        offer(session, seq, now=0.0)
+    assert not session.backlog_full
+    job, work = finish(session, now=0.0)
+    offer(session, JOB_QUEUE, now=0.0)
+    assert session.backlog_full, "taken but unanswered frames count too"
+    session.complete(job, work)
+    replies(session, now=0.0)
+    assert not session.backlog_full
+    session.close()
+    assert session.frames.failed == JOB_QUEUE - 1
+    assert_books_balance(session)

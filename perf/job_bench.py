@@ -1,0 +1,121 @@
+"""Video jobs against live clients, side by side: how fast a file goes, and what it costs them.
+
+Real swap, real faces (a clip of t1.jpg in slow motion: six faces, 640x480), the real client
+(`python -m client --input clip.mp4 --output out.mp4`), a fresh server for every run:
+
+1. `saturated`: the server's throughput from perf/latency_probe.py on the same scene, with
+   clients sending as fast as their windows allow. The job alone should reach at least 0.9x.
+2. `job`: one job alone: its frames/s (from the client's summary) and the batch size.
+3. `live` vs `live+job`: a few paced live clients (`--live-clients` x `--live-fps`) alone,
+   then the same with a job running: their p99 should stay within 1.3x, and what the job
+   got meanwhile is reported.
+
+    .venv/bin/python perf/job_bench.py                        # the CPU, classic swapper
+    .venv/bin/python perf/job_bench.py --simulated h100       # the simulated GPU (projections)
+
+On `--simulated` the swapper is inswapper_128 on a graph with its exact signature and every
+model call takes the table's GPU time (models/simulated.py): not a GPU measurement.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import signal
+import statistics
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from client.__main__ import run_loop  # noqa: E402
+from client.connection import decode_jpeg  # noqa: E402
+from perf.frames import LOOP_FRAMES, moving_sequence, source_face, write_clip  # noqa: E402
+from perf.gpu_sim_bench import server_args as simulated_server_args  # noqa: E402
+from perf.latency_probe import ProbeConfig, run_probe  # noqa: E402
+from perf.spawn import ROOT, spawned_server  # noqa: E402
+from perf.synthetic_models import inswapper_like  # noqa: E402
+
+JOB_SUMMARY = re.compile(r"done: (\d+) frames in ([0-9.]+) s|stopped early.*?: (\d+) frames in ([0-9.]+) s")
+
+
+def clip(path: Path, frames: int) -> Path:
+    """`frames` frames of the group scene in slow motion at 30 fps (the probe's own frames)."""
+    loop = [decode_jpeg(jpeg) for jpeg in moving_sequence("group", 640, 480, 95)]
+    return write_clip(path, (loop[index % LOOP_FRAMES] for index in range(frames)),
+                      [index / 30 for index in range(frames)])
+
+
+async def start_job(server_url: str, face: Path, clip_path: Path, out: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "client", "-s", str(face), "--input", str(clip_path), "--output", str(out),
+        "--server-url", server_url, "--log-level", "WARNING", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+
+
+async def job_fps(process: asyncio.subprocess.Process) -> float:
+    output = (await process.communicate())[0].decode(errors="replace")
+    match = JOB_SUMMARY.search(output)
+    if match is None:
+        raise RuntimeError(f"the job printed no summary: {output}")
+    frames, seconds = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+    return int(frames) / float(seconds)
+
+
+async def measure(args: argparse.Namespace, server_args: tuple[str, ...], workdir: Path) -> None:
+    face = workdir / "face.jpg"
+    face.write_bytes(source_face(0)[1])
+    short, long = clip(workdir / "short.mp4", args.frames), clip(workdir / "long.mp4", 3000)
+    base = ProbeConfig(spawn=True, server_args=server_args, duration_s=args.duration, warmup_s=args.warmup,
+                       scene="group", progress=False)
+    rows: dict[str, list[float]] = {"saturated fps": [], "job fps": [], "live p99 ms": [], "live+job p99 ms": [],
+                                    "live fps": [], "live+job live fps": [], "job fps beside live": []}
+    for _ in range(args.repeat):
+        saturated = await run_probe(replace(base, clients=4, fps=0.0, pacing=False))
+        rows["saturated fps"].append(saturated.fps)
+        async with spawned_server(server_args) as server:
+            rows["job fps"].append(await job_fps(await start_job(server.ws_url, face, short, workdir / "out.mp4")))
+        live = replace(base, clients=args.live_clients, fps=args.live_fps)
+        alone = await run_probe(live)
+        rows["live p99 ms"].append(alone.latency.p99_ms)
+        rows["live fps"].append(alone.fps)
+        async with spawned_server(server_args) as server:
+            job = await start_job(server.ws_url, face, long, workdir / "beside.mp4")
+            await asyncio.sleep(2.0)  # the job is running at full speed
+            beside = await run_probe(replace(live, spawn=False, server_url=server.ws_url))
+            job.send_signal(signal.SIGINT)
+            rows["job fps beside live"].append(await job_fps(job))
+        rows["live+job p99 ms"].append(beside.latency.p99_ms)
+        rows["live+job live fps"].append(beside.fps)
+    medians = {name: statistics.median(values) for name, values in rows.items()}
+    for name, value in medians.items():
+        print(f"{name:24s} {value:8.1f}   (runs: {', '.join(f'{v:.1f}' for v in rows[name])})")
+    print(f"job / saturated: {medians['job fps'] / medians['saturated fps']:.2f}x (goal: at least 0.9x)")
+    print(f"live p99 with a job / without: {medians['live+job p99 ms'] / medians['live p99 ms']:.2f}x (goal: at most 1.3x)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--simulated", choices=("h100", "h100-fp32", "t4"),
+                        help="run on the simulated accelerator with this table (projections, not a GPU)")
+    parser.add_argument("--frames", type=int, default=300, help="frames of the job measured alone")
+    parser.add_argument("--live-clients", type=int, default=2)
+    parser.add_argument("--live-fps", type=float, default=5.0, help="frames/s each live client offers")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds each probe measures")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of everything; medians are reported")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="facestream-job-bench-") as directory:
+        workdir = Path(directory)
+        server_args: tuple[str, ...] = ("--frame-processor", "classic")
+        if args.simulated:
+            inswapper_like(workdir / "inswapper_128.onnx")
+            server_args = simulated_server_args(workdir, args.simulated)
+        run_loop(measure(args, server_args, workdir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from .config import DEFAULT_SERVER_URL, ClientConfig
 from .errors import UsageError
+from .media import X264_PRESETS
 from .options import OPTIONS, LiveOption
 from .virtualcam import FALLBACKS
 
@@ -147,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "and a dropped connection resumes where it was")
     out.add_argument("--crf", type=int, default=defaults.crf, choices=range(0, 52), metavar="0..51",
                      help="--output's H.264 quality: lower is better and bigger (18 looks lossless, 23 is x264's default)")
+    out.add_argument("--preset", choices=X264_PRESETS, default=defaults.preset,
+                     help="--output's x264 preset: slower ones make smaller files for more CPU")
     out.add_argument("--virtual-cam", nargs="?", const="", default=None, metavar="DEVICE",
                      help="send the processed stream to a virtual webcam for video calls (needs pip install "
                      ".[virtualcam]; v4l2loopback on Linux, the OBS virtual camera on Windows and macOS); "
@@ -209,6 +212,7 @@ def parse_config(argv: Sequence[str] | None = None) -> ClientConfig:
         record=args.record,
         output=args.output,
         crf=args.crf,
+        preset=args.preset,
         virtual_cam=args.virtual_cam is not None,
         virtual_cam_device=args.virtual_cam or None,
         virtual_cam_fallback=args.virtual_cam_fallback,

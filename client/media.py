@@ -26,6 +26,7 @@ from .errors import SourceOpenError, UsageError
 log = logging.getLogger(__name__)
 
 VIDEO_CODEC = "libx264"
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 AUDIO_FALLBACK_CODEC = "aac"
 
 
@@ -118,13 +119,14 @@ class _AudioOut:
 
 
 class VideoWriter:
-    def __init__(self, path: Path, reader: VideoReader, crf: int) -> None:
-        """`crf`: x264's constant rate factor: 0 lossless, 18 visually lossless, 23 its default, 51 worst."""
+    def __init__(self, path: Path, reader: VideoReader, crf: int, preset: str) -> None:
+        """`crf`: x264's constant rate factor: 0 lossless, 18 visually lossless, 23 its default, 51 worst;
+        `preset`: one of `X264_PRESETS`, faster ones costing less CPU for a somewhat bigger file."""
         try:
             self.container = av.open(str(path), "w")
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise UsageError(f"Cannot write {path}: {exc}") from None
-        self.video = self.container.add_stream(VIDEO_CODEC, rate=reader.rate, options={"crf": str(crf)})
+        self.video = self.container.add_stream(VIDEO_CODEC, rate=reader.rate, options={"crf": str(crf), "preset": preset})
         self.video.width, self.video.height = reader.width // 2 * 2, reader.height // 2 * 2  # yuv420p: even sizes
         self.video.pix_fmt = "yuv420p"
         self.video.time_base = self.video.codec_context.time_base = reader.time_base  # timestamps as they were

@@ -88,7 +88,8 @@ class VideoJob:
         reader = await self._in(self._reading, VideoReader, self.config.input_path)
         writer: VideoWriter | None = None
         try:
-            writer = await self._in(self._writing, VideoWriter, self.config.output, reader, self.config.crf)
+            writer = await self._in(self._writing, VideoWriter, self.config.output, reader,
+                                   self.config.crf, self.config.preset)
             items = iter(reader)
             with tqdm(total=reader.frame_count, unit="frame", desc=self.config.output.name, dynamic_ncols=True) as bar:
                 await self._connect_loop(items, writer, bar)

@@ -83,7 +83,7 @@ def moving_sequence(scene: str, width: int, height: int, quality: int, variant: 
 
 
 def write_clip(path: Path, images: Iterable[np.ndarray], times_s: Sequence[float], audio_s: float = 0.0,
-               audio_codec: str = "aac") -> Path:
+               audio_codec: str = "aac", crf: int = 12) -> Path:
     """A video file (H.264, near-lossless) of `images` (BGR, one size) shown at exactly
     `times_s` (any spacing: a variable frame rate), with `audio_s` seconds of a 440 Hz tone
     (48 kHz mono) when asked: what a video job reads."""
@@ -93,7 +93,7 @@ def write_clip(path: Path, images: Iterable[np.ndarray], times_s: Sequence[float
     images = iter(images)
     first = next(images)
     with av.open(str(path), "w") as container:  # every stream is added before the first is written
-        video = container.add_stream("libx264", rate=30, options={"crf": "12"})
+        video = container.add_stream("libx264", rate=30, options={"crf": str(crf)})
         video.pix_fmt, video.time_base = "yuv420p", time_base
         video.codec_context.time_base = time_base
         video.height, video.width = first.shape[:2]

@@ -26,9 +26,13 @@ waiting go first.
 
 **Live clients first.** A job (a video file) queues its frames rather than replacing them:
 each is one more to take. A batch takes the live clients' frames first and fills what they
-leave with a job's, in order, several a batch where the device gains from them; so a job
-runs on the capacity the live clients do not use, and adds nothing to their wait but the
-frames that share their batch.
+leave with a job's, in order, several a batch where the device gains from them. While live
+clients stream, a job may make no batch more than `JOB_SLACK` slower than the live frames
+alone would take (or than one frame, for a batch of the job's only), and a batch of the
+job's only starts only when no other batch is in flight: so what a live frame waits for,
+the batch it is in or the one before it, and the host cores its batch shares, stay about
+as they would without a job. With no live client the job's batches grow as the target
+allows.
 
 **Pace the clients that ask.** A client's turn comes once per `active clients x service
 time per frame`; a paced client (docs/protocol.md, "Pacing") is told to send its next
@@ -51,6 +55,7 @@ RATE_WINDOW_S = 5.0  # frames/s in the stats
 ACTIVE_WINDOW_S = 2.0  # a client that offered a frame this recently shares the device's turns
 PROBE_EVERY = 4  # batches between tries of a size the fit has not seen
 KNEE = 0.1  # a batch grows only while that buys more than this share of throughput
+JOB_SLACK = 0.25  # while live clients stream, a job's frames may make a batch this much slower, no more
 TAKE_TOLERANCE_S = 0.0005  # closer than this to its time, a batch is taken now (the loop is no finer)
 
 
@@ -131,6 +136,11 @@ class Scheduler(Generic[M]):
         freed = max((batch.account.processed_at for batch in self._in_flight.values()
                      if batch.account.processed_at is not None), default=self._freed_at)
         size = self.batch_size(len(eligible))
+        live = sum(1 for client in clients if client not in self.queued)
+        if live < len(eligible) and self._live_streaming(now):
+            if not live and self._in_flight:
+                return Wait(None)  # a job's own batch waits until the host has nothing else to do
+            size = min(size, self._room_beside_live(live))
         early = self.device_backlog_s(now) - self.lead_s(size)
         if early > TAKE_TOLERANCE_S:
             return Wait(now + early)
@@ -148,6 +158,21 @@ class Scheduler(Generic[M]):
                 return  # more of the job's frames wait, in their place
             del self.queued[client]
         del self.ready[client]
+
+    def _live_streaming(self, now: float) -> bool:
+        return any(at >= now - ACTIVE_WINDOW_S and client not in self._jobs for client, at in self._last_ready.items())
+
+    def _room_beside_live(self, live: int) -> int:
+        """The most frames a batch with `live` live frames may hold once a job's fill it:
+        within `JOB_SLACK` of the time the live frames alone (at least one frame) would take."""
+        alone = max(1, live)
+        if not self.batch_time.known:
+            return alone
+        limit = (1 + JOB_SLACK) * self.batch_time.predict(alone)
+        size = alone
+        while size < self.max_batch and self.batch_time.predict(size + 1) <= limit:
+            size += 1
+        return size
 
     def device_backlog_s(self, now: float) -> float:
         """Model time the batches in flight are still expected to need, less one frame's worth

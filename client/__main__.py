@@ -91,7 +91,7 @@ def stream(config: ClientConfig) -> int:
     client: StreamClient | None = None
     try:
         if config.record is not None:
-            display.recorder = Recorder(config.record, config.width, config.height, config.fps)
+            display.recorder = Recorder(config.record, config.width, config.height, config.fps, config.crf, config.preset)
         if config.virtual_cam:
             display.virtual_cam = VirtualCamera.open(config.virtual_cam_device, config.width, config.height,
                                                      config.fps, config.virtual_cam_fallback)

@@ -140,16 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("output")
     out.add_argument("--headless", action="store_true", help="show no window (servers, CI, tests)")
     out.add_argument("--max-frames", metavar="N", type=positive(int), help="stop after this many processed frames")
-    out.add_argument("--record", type=Path, metavar="OUT.mp4", help="write the processed stream to this video file")
+    out.add_argument("--record", type=Path, metavar="OUT.mp4",
+                     help="write the processed stream to this video file (H.264, at the pace frames came back)")
     out.add_argument("--output", type=Path, metavar="OUT.mp4",
                      help="with --input VIDEO: swap every frame of the file, in order and as fast as the server "
                      "can go (live clients first), into this file (H.264, the input's timing and sound kept; any "
                      "container FFmpeg writes); progress is shown, Ctrl-C leaves a playable file of what was done, "
                      "and a dropped connection resumes where it was")
     out.add_argument("--crf", type=int, default=defaults.crf, choices=range(0, 52), metavar="0..51",
-                     help="--output's H.264 quality: lower is better and bigger (18 looks lossless, 23 is x264's default)")
+                     help="the H.264 quality of --output and --record: lower is better and bigger (18 looks "
+                     "lossless, 23 is x264's default)")
     out.add_argument("--preset", choices=X264_PRESETS, default=defaults.preset,
-                     help="--output's x264 preset: slower ones make smaller files for more CPU")
+                     help="the x264 preset of --output and --record: slower ones make smaller files for more CPU")
     out.add_argument("--virtual-cam", nargs="?", const="", default=None, metavar="DEVICE",
                      help="send the processed stream to a virtual webcam for video calls (needs pip install "
                      ".[virtualcam]; v4l2loopback on Linux, the OBS virtual camera on Windows and macOS); "

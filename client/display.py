@@ -13,14 +13,18 @@ import logging
 import os
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-from .errors import SourceOpenError, UsageError
+from .errors import UsageError
+from .media import VideoWriter
 from .virtualcam import VirtualCamera
+
+MILLISECONDS = Fraction(1, 1000)
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +58,30 @@ def has_display() -> bool:
 
 
 class Recorder:
-    """Writes the processed frames to an .mp4 (mp4v) at the stream's size and fps."""
+    """Writes the processed stream at its size with the video jobs' writer (H.264), each frame
+    at the moment it came back, so the recording plays at the pace the stream had."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
+    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int, preset: str) -> None:
         if not path.parent.is_dir():
             raise UsageError(f"Cannot record to {path}: folder {path.parent} does not exist")
         self.path, self.size = path, (width, height)
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
-        if not self._writer.isOpened():
-            raise SourceOpenError(f"Cannot record to {path}: OpenCV could not open a video writer")
+        self._writer = VideoWriter(path, width, height, MILLISECONDS, Fraction(fps).limit_denominator(1000), crf, preset)
         self.frames = 0
+        self._started: float | None = None
+        self._last_pts = -1
 
     def write(self, image: np.ndarray) -> None:
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
+        now = time.monotonic()
+        self._started = now if self._started is None else self._started
+        pts = max(self._last_pts + 1, round((now - self._started) * 1000))  # strictly increasing, in ms
+        self._writer.write(image, pts)
+        self._last_pts = pts
         self.frames += 1
 
     def close(self) -> None:
-        self._writer.release()
+        self._writer.close(complete=True)
         log.info("recorded %d frames to %s", self.frames, self.path)
 
 

@@ -36,6 +36,7 @@ class JobLedger:
     next_to_write: int = 0
     written: int = 0
     unprocessed: int = 0  # written as sent: the server failed them
+    _handed: int = 0  # handed out to be written, not written yet
 
     def can_send(self) -> bool:
         return len(self.out) < self.window
@@ -54,9 +55,14 @@ class JobLedger:
             result = self._answers.pop(seq)
             ready.append(Writable(self.out.pop(seq), result))
             self.next_to_write += 1
-            self.written += 1
-            self.unprocessed += result is None
+        self._handed += len(ready)
         return ready
+
+    def wrote(self, item: Writable) -> None:
+        """`item`, handed out by `answered`, is in the file."""
+        self._handed -= 1
+        self.written += 1
+        self.unprocessed += item.result is None
 
     def to_resend(self) -> list[SentFrame]:
         """On a new connection: the frames out whose answers never came, in order."""
@@ -64,4 +70,5 @@ class JobLedger:
 
     @property
     def idle(self) -> bool:
-        return not self.out
+        """Nothing out, nothing still to write."""
+        return not self.out and not self._handed

@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import av
 import numpy as np
@@ -119,19 +119,22 @@ class _AudioOut:
 
 
 class VideoWriter:
-    def __init__(self, path: Path, reader: VideoReader, crf: int, preset: str) -> None:
-        """`crf`: x264's constant rate factor: 0 lossless, 18 visually lossless, 23 its default, 51 worst;
-        `preset`: one of `X264_PRESETS`, faster ones costing less CPU for a somewhat bigger file."""
+    def __init__(self, path: Path, width: int, height: int, time_base: Fraction, rate: Fraction, crf: int,
+                 preset: str, audio: Sequence[av.audio.AudioStream] = ()) -> None:
+        """Pictures at `time_base` timestamps (`rate`: the nominal frame rate), with `audio`'s
+        packets alongside. `crf`: x264's constant rate factor: 0 lossless, 18 visually lossless,
+        23 its default, 51 worst; `preset`: one of `X264_PRESETS`, faster ones costing less CPU
+        for a somewhat bigger file."""
         try:
             self.container = av.open(str(path), "w")
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise UsageError(f"Cannot write {path}: {exc}") from None
-        self.video = self.container.add_stream(VIDEO_CODEC, rate=reader.rate, options={"crf": str(crf), "preset": preset})
-        self.video.width, self.video.height = reader.width // 2 * 2, reader.height // 2 * 2  # yuv420p: even sizes
+        self.video = self.container.add_stream(VIDEO_CODEC, rate=rate, options={"crf": str(crf), "preset": preset})
+        self.video.width, self.video.height = width // 2 * 2, height // 2 * 2  # yuv420p: even sizes
         self.video.pix_fmt = "yuv420p"
-        self.video.time_base = self.video.codec_context.time_base = reader.time_base  # timestamps as they were
-        self._time_base = reader.time_base
-        self._audio = {source.index: _AudioOut(self.container, source) for source in reader.audio}
+        self.video.time_base = self.video.codec_context.time_base = time_base  # timestamps as given
+        self._time_base = time_base
+        self._audio = {source.index: _AudioOut(self.container, source) for source in audio}
         self._held: collections.deque[av.Packet] = collections.deque()  # audio ahead of the video written
         self.video_time_s = 0.0
 
@@ -155,6 +158,11 @@ class VideoWriter:
             self._held.popleft()
             for out in self._audio[packet.stream.index].packets(packet):
                 self.container.mux(out)
+
+    @classmethod
+    def like(cls, path: Path, reader: VideoReader, crf: int, preset: str) -> "VideoWriter":
+        """A writer that keeps `reader`'s size, timing and sound."""
+        return cls(path, reader.width, reader.height, reader.time_base, reader.rate, crf, preset, reader.audio)
 
     def close(self, complete: bool) -> None:
         """Finish the file; `complete`: all of the input's audio, else only up to the video's end."""

@@ -88,8 +88,8 @@ class VideoJob:
         reader = await self._in(self._reading, VideoReader, self.config.input_path)
         writer: VideoWriter | None = None
         try:
-            writer = await self._in(self._writing, VideoWriter, self.config.output, reader,
-                                   self.config.crf, self.config.preset)
+            writer = await self._in(self._writing, VideoWriter.like, self.config.output, reader,
+                                    self.config.crf, self.config.preset)
             items = iter(reader)
             with tqdm(total=reader.frame_count, unit="frame", desc=self.config.output.name, dynamic_ncols=True) as bar:
                 await self._connect_loop(items, writer, bar)
@@ -236,6 +236,7 @@ class VideoJob:
     async def _write(self, ready: list[Writable], writer: VideoWriter, bar: tqdm) -> None:
         for item in ready:
             await self._in(self._writing, self._write_one, writer, item)
+            self.ledger.wrote(item)
             bar.update(1)
         if ready:
             self._room.set()

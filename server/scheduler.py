@@ -29,10 +29,10 @@ each is one more to take. A batch takes the live clients' frames first and fills
 leave with a job's, in order, several a batch where the device gains from them. While live
 clients stream, a job may make no batch more than `JOB_SLACK` slower than the live frames
 alone would take (or than one frame, for a batch of the job's only), and a batch of the
-job's only starts only when no other batch is in flight: so what a live frame waits for,
-the batch it is in or the one before it, and the host cores its batch shares, stay about
-as they would without a job. With no live client the job's batches grow as the target
-allows.
+job's only starts only when no other batch is in flight, and on the CPU not when a live
+frame is due before it would end: so what a live frame waits for, the batch it is in or
+the one before it, and the host cores its batch shares, stay about as they would without
+a job. With no live client the job's batches grow as the target allows.
 
 **Pace the clients that ask.** A client's turn comes once per `active clients x service
 time per frame`; a paced client (docs/protocol.md, "Pacing") is told to send its next
@@ -56,6 +56,7 @@ ACTIVE_WINDOW_S = 2.0  # a client that offered a frame this recently shares the 
 PROBE_EVERY = 4  # batches between tries of a size the fit has not seen
 KNEE = 0.1  # a batch grows only while that buys more than this share of throughput
 JOB_SLACK = 0.25  # while live clients stream, a job's frames may make a batch this much slower, no more
+LIVE_GRACE_S = 0.015  # a live frame this late is no longer waited for (CPU: see `_live_frame_due`)
 TAKE_TOLERANCE_S = 0.0005  # closer than this to its time, a batch is taken now (the loop is no finer)
 
 
@@ -91,6 +92,7 @@ class Scheduler(Generic[M]):
     ready: dict[M, float] = field(default_factory=dict)  # client -> when its frame may be taken; insertion order
     queued: collections.Counter[M] = field(default_factory=collections.Counter)  # a job's frames waiting
     _jobs: set[M] = field(default_factory=set)  # clients that queue (they take no live turns)
+    _live_gaps: dict[M, float] = field(default_factory=dict)  # live client -> its usual time between frames
     batch_time: LinearCost = field(default_factory=LinearCost)  # take -> results, by frames
     batch_device: LinearCost = field(default_factory=LinearCost)  # device seconds of a batch, by frames
     batch_busy: LinearCost = field(default_factory=LinearCost)  # take -> processors done: what holds a CPU device
@@ -110,6 +112,9 @@ class Scheduler(Generic[M]):
     def mark_ready(self, client: M, at: float, queued: bool = False) -> None:
         """`client`'s mailbox holds a frame that may be taken from `at` on; `queued`: one more
         frame of a job, whose frames wait behind each other rather than replace each other."""
+        if not queued and client in self._last_ready and 0 < at - self._last_ready[client] < ACTIVE_WINDOW_S:
+            gap = at - self._last_ready[client]
+            self._live_gaps[client] = gap if client not in self._live_gaps else 0.7 * self._live_gaps[client] + 0.3 * gap
         self._last_ready[client] = at
         if queued:
             self.queued[client] += 1
@@ -121,6 +126,7 @@ class Scheduler(Generic[M]):
         self.ready.pop(client, None)
         self.queued.pop(client, None)
         self._jobs.discard(client)
+        self._live_gaps.pop(client, None)
         self._last_ready.pop(client, None)
 
     # ---- decisions ----------------------------------------------------------------------
@@ -140,6 +146,9 @@ class Scheduler(Generic[M]):
         if live < len(eligible) and self._live_streaming(now):
             if not live and self._in_flight:
                 return Wait(None)  # a job's own batch waits until the host has nothing else to do
+            due = self._live_frame_due(now) if not live and self.device_is_host else None
+            if due is not None:
+                return Wait(due + LIVE_GRACE_S)
             size = min(size, self._room_beside_live(live))
         early = self.device_backlog_s(now) - self.lead_s(size)
         if early > TAKE_TOLERANCE_S:
@@ -161,6 +170,17 @@ class Scheduler(Generic[M]):
 
     def _live_streaming(self, now: float) -> bool:
         return any(at >= now - ACTIVE_WINDOW_S and client not in self._jobs for client, at in self._last_ready.items())
+
+    def _live_frame_due(self, now: float) -> float | None:
+        """On the CPU a batch holds every core until it is done, so a job's frame taken now
+        would make a live frame due before it ends wait for all of it: when the next live
+        frame is due within one frame's processing (each live client's usual spacing after its
+        last), and not already later than `LIVE_GRACE_S`, the job waits for it."""
+        if not self._busy_cost.known:
+            return None
+        horizon = now + self._busy_cost.predict(1)
+        due = [self._last_ready[client] + gap for client, gap in self._live_gaps.items()]
+        return min((at for at in due if now - LIVE_GRACE_S < at <= horizon), default=None)
 
     def _room_beside_live(self, live: int) -> int:
         """The most frames a batch with `live` live frames may hold once a job's fill it:

@@ -7,10 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
+from client.config import ClientConfig
 from client.display import Display, Recorder, draw_overlay
 from client.errors import SourceOpenError, UsageError
 from client.sources import CameraSource, ImageSource, SyntheticSource, VideoFileSource, fit, open_source
 from tests import media
+
+DEFAULTS = ClientConfig()
 
 
 def read_all(source) -> list[np.ndarray]:
@@ -100,7 +103,7 @@ def test_overlay_draws_on_a_copy():
 
 def test_recorder_writes_a_readable_video_of_the_stream_size(tmp_path):
     path = tmp_path / "out.mp4"
-    recorder = Recorder(path, 320, 240, 30.0)
+    recorder = Recorder(path, 320, 240, 30.0, DEFAULTS.crf, DEFAULTS.preset)
     for index in range(7):
         recorder.write(media.numbered_frame(index, 640, 480))  # resized to the stream size
     recorder.close()
@@ -112,7 +115,7 @@ def test_recorder_writes_a_readable_video_of_the_stream_size(tmp_path):
 
 def test_recorder_into_a_missing_folder_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
-        Recorder(tmp_path / "nope" / "out.mp4", 320, 240, 30.0)
+        Recorder(tmp_path / "nope" / "out.mp4", 320, 240, 30.0, DEFAULTS.crf, DEFAULTS.preset)
 
 
 def test_headless_display_needs_no_screen(monkeypatch):

@@ -147,3 +147,25 @@ def test_a_job_fills_what_live_clients_leave_without_slowing_their_batches_much(
     scheduler._in_flight.clear()
     run(scheduler, ["job"] * 2, now=5.1)
     assert "job" not in scheduler.ready and not scheduler.queued
+
+
+def test_on_the_cpu_a_job_frame_waits_for_a_live_frame_due_before_it_would_end():
+    """40 ms a frame; the live client sends every 100 ms (last at 0.1: next due at 0.2)."""
+    scheduler = cpu()
+    learned(scheduler.batch_time, 0.0, 0.050)
+    learned(scheduler.batch_busy, 0.0, 0.040)
+    scheduler.mark_ready("live", 0.0)
+    run(scheduler, ["live"], now=0.0, busy_s=0.01)
+    scheduler._in_flight.clear()
+    scheduler.mark_ready("live", 0.1)
+    run(scheduler, ["live"], now=0.1, busy_s=0.01)
+    scheduler._in_flight.clear()
+    scheduler.mark_ready("job", 0.1, queued=True)
+    scheduler.mark_ready("job", 0.1, queued=True)
+    run(scheduler, ["job"], now=0.12, busy_s=0.04)  # done by 0.16: before the live frame is due
+    scheduler._in_flight.clear()
+    assert scheduler.plan(0.17) == Wait(pytest.approx(0.215)), "a job frame now would end after 0.2"
+    scheduler.mark_ready("live", 0.2)
+    run(scheduler, ["live"], now=0.2)
+    scheduler._in_flight.clear()
+    run(scheduler, ["job"], now=0.216)  # the next live frame is due at 0.3: room for one

@@ -52,7 +52,7 @@ from protocol import (
     StatsRequest,
 )
 
-from .backoff import Backoff
+from .backoff import Backoff, ConnectRetries
 from .config import ClientConfig
 from .controls import LiveControls
 from .display import Display
@@ -62,7 +62,6 @@ from .sources import FrameSource, Pacer
 from .stats import StreamStats
 from .transport import (
     RetryableConnectError,
-    attempts,
     close_description,
     decode_message,
     open_websocket,
@@ -175,16 +174,13 @@ class StreamClient:
 
     async def _connect_loop(self, http: aiohttp.ClientSession) -> None:
         backoff = Backoff(max_s=self.config.reconnect_max_s)
-        connected_once = False
-        failures = 0
+        retries = ConnectRetries(self.config.connect_retries)
         free_reconnect = True  # the next `reconnect` request may skip the backoff
         while not self.stopping:
             try:
                 ws = await self._unless_stopped(open_websocket(http, self.config))
             except RetryableConnectError as exc:
-                failures += 1
-                if not connected_once and failures > self.config.connect_retries:
-                    raise ConnectError(f"{exc} (gave up after {attempts(failures)})") from None
+                retries.failed(str(exc))
                 delay = backoff.next_delay()
                 log.warning("%s; retrying in %.1f s", exc, delay)
                 await self._sleep(delay)
@@ -196,9 +192,9 @@ class StreamClient:
             try:
                 confirmed = bool(await self._unless_stopped(self._confirm_source(ws)))
                 if confirmed:
-                    if connected_once:
+                    if retries.connected_once:
                         self.stats.reconnects += 1
-                    connected_once, failures = True, 0
+                    retries.connected()
                     await self._stream(ws)
             finally:
                 await ws.close()
@@ -214,10 +210,8 @@ class StreamClient:
                 await self._follow_reconnect(asked)
                 continue
             if not confirmed:
-                failures += 1
-                if not connected_once and failures > self.config.connect_retries:
-                    raise ConnectError(f"{self.config.server_url} never confirmed the source face: "
-                                       f"{self._closed_before_confirmation} (gave up after {attempts(failures)})")
+                retries.failed(f"{self.config.server_url} never confirmed the source face: "
+                               f"{self._closed_before_confirmation}")
             if useful:
                 log.warning("connection to %s lost; reconnecting", self.config.server_url)
             else:  # it dropped before any frame came back: do not hammer a server in trouble
@@ -447,16 +441,14 @@ class StreamClient:
 async def fetch_stats(config: ClientConfig) -> dict[str, Any]:
     """`--stats`: one connection, one `stats_request`, the `stats` data (retrying the connect like a stream)."""
     backoff = Backoff(max_s=config.reconnect_max_s)
+    retries = ConnectRetries(config.connect_retries)
     async with aiohttp.ClientSession() as http:
-        attempt = 0
         while True:
             try:
                 ws = await open_websocket(http, config)
                 break
             except RetryableConnectError as exc:
-                attempt += 1
-                if attempt > config.connect_retries:
-                    raise ConnectError(f"{exc} (gave up after {attempts(attempt)})") from None
+                retries.failed(str(exc))
                 delay = backoff.next_delay()
                 log.warning("%s; retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)

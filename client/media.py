@@ -56,6 +56,7 @@ class VideoReader:
         self.rate: Fraction = self.video.average_rate or self.video.guessed_rate or Fraction(30)
         self.frame_count: int | None = self.video.frames or None  # what the container says, if anything
         self.width, self.height = self.video.codec_context.width, self.video.codec_context.height
+        self._step = max(1, round(1 / (self.rate * self.time_base)))  # one frame, in time-base units
         self._index = 0
         self._last_pts = -1
 
@@ -70,8 +71,7 @@ class VideoReader:
 
     def _picture(self, frame: av.VideoFrame) -> Picture:
         # A frame without a timestamp (some raw streams) is placed one frame after the last.
-        step = max(1, round(1 / (self.rate * self.time_base)))
-        pts = frame.pts if frame.pts is not None and frame.pts > self._last_pts else self._last_pts + step
+        pts = frame.pts if frame.pts is not None and frame.pts > self._last_pts else self._last_pts + self._step
         self._last_pts = pts
         picture = Picture(self._index, frame.to_ndarray(format="bgr24"), pts, float(pts * self.time_base))
         self._index += 1
@@ -86,8 +86,7 @@ class _AudioOut:
     cannot hold its codec."""
 
     def __init__(self, output: av.container.OutputContainer, source: av.audio.AudioStream) -> None:
-        self.copy = source.codec_context.name in output.supported_codecs
-        if self.copy:
+        if source.codec_context.name in output.supported_codecs:
             self.stream = output.add_stream_from_template(source)
             self._encoder = None
         else:
@@ -99,7 +98,6 @@ class _AudioOut:
                                                 rate=self.stream.rate)
             self.stream.codec_context.open()  # before the file's header is written, which needs its settings
             self._encoder = self.stream
-        self.time_base = source.time_base
 
     def packets(self, packet: av.Packet) -> list[av.Packet]:
         if self._encoder is None:

@@ -115,10 +115,6 @@ def close_description(ws: aiohttp.ClientWebSocketResponse, raw: aiohttp.WSMessag
     return f"code {code}: {reason}" if reason else f"code {code}"
 
 
-def attempts(count: int) -> str:
-    return f"{count} attempt" if count == 1 else f"{count} attempts"
-
-
 def decode_message(message: aiohttp.WSMessage) -> Message | None:
     """A protocol message from a WebSocket message; None for control frames and for junk
     (logged), so one bad message never ends the stream."""

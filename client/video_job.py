@@ -23,14 +23,14 @@ from tqdm import tqdm
 
 from protocol import JOB, Error, Frame, ProcessedFrame, SourceFace, SourceFaceConfirmation
 
-from .backoff import Backoff
+from .backoff import Backoff, ConnectRetries
 from .config import ClientConfig
 from .connection import decode_jpeg, encode_jpeg
 from .controls import LiveControls
 from .errors import ConnectError, SourceFaceRejected
 from .job_ledger import JobLedger, SentFrame, Writable
 from .media import Picture, VideoReader, VideoWriter
-from .transport import RetryableConnectError, attempts, close_description, decode_message, open_websocket, send_message
+from .transport import RetryableConnectError, close_description, decode_message, open_websocket, send_message
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,13 @@ class VideoJob:
     # ---- connections ------------------------------------------------------------
     async def _connect_loop(self, items: Any, writer: VideoWriter, bar: tqdm) -> None:
         backoff = Backoff(max_s=self.config.reconnect_max_s)
-        failures, connected_once = 0, False
+        retries = ConnectRetries(self.config.connect_retries)
         async with aiohttp.ClientSession() as http:
             while not (self._stop.is_set() or self._finished.is_set()):
                 try:
                     ws = await open_websocket(http, self.config, protocols=(JOB,))
                 except RetryableConnectError as exc:
-                    failures += 1
-                    if not connected_once and failures > self.config.connect_retries:
-                        raise ConnectError(f"{exc} (gave up after {attempts(failures)})") from None
+                    retries.failed(str(exc))
                     delay = backoff.next_delay()
                     log.warning("%s; retrying in %.1f s", exc, delay)
                     await self._sleep(delay)
@@ -123,15 +121,15 @@ class VideoJob:
                     if ws.protocol != JOB:
                         raise ConnectError(f"{self.config.server_url} does not take video jobs (a facestream server "
                                            "older than jobs, or another server): stream the file live without --output")
-                    if connected_once:
+                    if retries.connected_once:
                         self.reconnects += 1
                     written_before = self.ledger.written
                     await self._run_connection(ws, items, writer, bar)
-                    connected_once, failures = True, 0
+                    retries.connected()
                     if self.ledger.written > written_before:
                         backoff.reset()
                 except _Dropped as exc:
-                    connected_once = True
+                    retries.connected()  # it answered once: from now on, retry for as long as it takes
                     delay = backoff.next_delay()
                     log.warning("%s; resuming from frame %d in %.1f s", exc, self.ledger.next_to_write, delay)
                     await self._sleep(delay)

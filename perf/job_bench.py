@@ -89,7 +89,10 @@ async def measure(args: argparse.Namespace, server_args: tuple[str, ...], workdi
             job = await start_job(server.ws_url, face, short, workdir / "out.mp4")
             client_cpu = 0.0
             while job.returncode is None:  # its CPU, read while it runs (a reaped process has no /proc entry)
-                client_cpu = max(client_cpu, cpu_seconds(job.pid)) if Path(f"/proc/{job.pid}").exists() else client_cpu
+                try:
+                    client_cpu = cpu_seconds(job.pid)
+                except (FileNotFoundError, ProcessLookupError):
+                    break
                 await asyncio.sleep(0.2)
             frames, fps = await job_result(job)
             rows["job fps"].append(fps)

@@ -132,8 +132,9 @@ class Scheduler(Generic[M]):
     # ---- decisions ----------------------------------------------------------------------
     def plan(self, now: float) -> Take[M] | Wait:
         clients = [client for client, at in self.ready.items() if at <= now]
-        eligible = ([client for client in clients if client not in self.queued]  # live first, then jobs' frames
-                    + [client for client in clients if client in self.queued for _ in range(self.queued[client])])
+        live = [client for client in clients if client not in self.queued]
+        eligible = live + [client for client in clients if client in self.queued  # live first, then jobs' frames
+                           for _ in range(self.queued[client])]
         if not eligible:
             return Wait(min(self.ready.values(), default=None))
         if len(self._in_flight) >= self.max_in_flight or (
@@ -142,14 +143,13 @@ class Scheduler(Generic[M]):
         freed = max((batch.account.processed_at for batch in self._in_flight.values()
                      if batch.account.processed_at is not None), default=self._freed_at)
         size = self.batch_size(len(eligible))
-        live = sum(1 for client in clients if client not in self.queued)
-        if live < len(eligible) and self._live_streaming(now):
+        if len(live) < len(eligible) and self._live_streaming(now):
             if not live and self._in_flight:
                 return Wait(None)  # a job's own batch waits until the host has nothing else to do
             due = self._live_frame_due(now) if not live and self.device_is_host else None
             if due is not None:
                 return Wait(due + LIVE_GRACE_S)
-            size = min(size, self._room_beside_live(live))
+            size = min(size, self._room_beside_live(len(live)))
         early = self.device_backlog_s(now) - self.lead_s(size)
         if early > TAKE_TOLERANCE_S:
             return Wait(now + early)

@@ -43,7 +43,7 @@ class ClientSession:
         self._prepare_sources = prepare_sources
         self._prepare_pair = prepare_pair
         self._wake = asyncio.Event()
-        self._control_drained = asyncio.Event()
+        self._backlog_eased = asyncio.Event()  # a message went out: the core may have room to read again
         self._sender = asyncio.create_task(self._send_loop(), name=f"send-{core.client_id}")
 
     @property
@@ -84,8 +84,8 @@ class ClientSession:
             self.core.face_map_prepared(action.pairs, mapped)  # type: ignore[arg-type]
         self._wake_sender()
         while self.core.backlog_full:
-            self._control_drained.clear()
-            await self._control_drained.wait()
+            self._backlog_eased.clear()
+            await self._backlog_eased.wait()
 
     def queue_control(self, message: Message) -> None:
         """A server-initiated message (a drain's `reconnect`)."""
@@ -103,7 +103,7 @@ class ClientSession:
                 await self._wake.wait()
                 self._wake.clear()
                 while (outgoing := self.core.next_outgoing()) is not None:
-                    self._control_drained.set()
+                    self._backlog_eased.set()
                     try:
                         await self.ws.send_frame(outgoing.data, WSMsgType.BINARY if outgoing.binary else WSMsgType.TEXT)
                     except BaseException:  # gone, or cancelled by close(): the frame ends here
@@ -116,7 +116,7 @@ class ClientSession:
     async def close(self) -> None:
         """Account for everything left behind and stop the sender."""
         self.core.close()
-        self._control_drained.set()
+        self._backlog_eased.set()
         self._batcher.forget(self)
         self._sender.cancel()
         await asyncio.gather(self._sender, return_exceptions=True)

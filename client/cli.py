@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
-from .config import DEFAULT_SERVER_URL, ClientConfig
+from .config import DEFAULT_SERVER_URL, TRANSPORTS, ClientConfig
 from .errors import UsageError
 from .media import X264_PRESETS
 from .options import OPTIONS, LiveOption
@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="wss:// without checking the certificate at all (testing only; warns)")
     net.add_argument("--token", metavar="TOKEN",
                      help=f"access token, sent as 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV} if set)")
+    net.add_argument("--transport", choices=TRANSPORTS, default=defaults.transport,
+                     help="websocket: JPEG frames over the WebSocket (any server, proxies that pass WebSockets); "
+                          "webrtc: VP8/H.264 video over UDP (a fraction of the bytes, no stall behind a lost "
+                          "packet; the server's POST /whip, with its --ice-server list for NAT)")
     net.add_argument("--binary", action="store_true",
                      help="send frames as binary messages (raw JPEG, ~1/3 smaller); JSON with base64 otherwise")
     net.add_argument("--connect-timeout", metavar="SECONDS", type=positive(float), default=defaults.connect_timeout_s,
@@ -191,12 +195,16 @@ def parse_config(argv: Sequence[str] | None = None) -> ClientConfig:
             raise UsageError("--output writes every frame of --input once: it takes neither --loop nor --record")
         if args.output.resolve() == args.input_path.resolve():
             raise UsageError("--output must not be the --input file")
+        if args.transport != "websocket":
+            raise UsageError("--output runs as a job over the WebSocket: it takes no --transport webrtc "
+                             "(WebRTC drops frames to stay live; a job wants every one)")
     return ClientConfig(
         source=args.source,
         server_url=args.server_url,
         ca_file=args.ca_file,
         insecure=args.insecure,
         token=args.token or os.environ.get(TOKEN_ENV) or None,
+        transport=args.transport,
         binary=args.binary,
         camera_index=args.camera_index,
         input_path=args.input_path,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SERVER_URL = "ws://localhost:8765"
+TRANSPORTS = ("websocket", "webrtc")
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class ClientConfig:
     ca_file: Path | None = None
     insecure: bool = False
     token: str | None = None
+    transport: str = "websocket"  # one of TRANSPORTS; webrtc: see client/webrtc_stream.py
     binary: bool = False
     camera_index: int = 0
     input_path: Path | None = None

@@ -112,7 +112,7 @@ class StreamClient:
         self._source_ended = False
         self._closed_before_confirmation = ""
         self.controls = LiveControls(config.options)
-        self._ws: aiohttp.ClientWebSocketResponse | None = None  # the connection being streamed on
+        self.send_control: Callable[[Message], Awaitable[None]] | None = None  # on the connection streaming now
         self._reconnect: Reconnect | None = None  # the server's request that ended the connection
         self._latest_raw: np.ndarray | None = None  # the newest source frame, for --virtual-cam-fallback raw
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="source")
@@ -126,14 +126,14 @@ class StreamClient:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    async def _sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when stopped (so Ctrl-C during a backoff is instant)."""
         try:
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
         except asyncio.TimeoutError:
             pass
 
-    async def _unless_stopped(self, coro: Awaitable[T]) -> T | None:
+    async def unless_stopped(self, coro: Awaitable[T]) -> T | None:
         """Await `coro` unless `stop()` comes first (then cancel it and return None), so
         Ctrl-C is never stuck behind a connect timeout or a slow confirmation."""
         task = asyncio.ensure_future(coro)
@@ -159,7 +159,11 @@ class StreamClient:
             helpers.append(asyncio.create_task(self._feed_virtual_cam(self.display.virtual_cam), name="client-vcam"))
         try:
             async with aiohttp.ClientSession() as http:
-                await self._connect_loop(http)
+                if self.config.transport == "webrtc":
+                    from .webrtc_stream import stream_webrtc  # aiortc is imported only by those who use it
+                    await stream_webrtc(self, http)
+                else:
+                    await self._connect_loop(http)
         finally:
             for task in helpers:
                 task.cancel()
@@ -178,19 +182,19 @@ class StreamClient:
         free_reconnect = True  # the next `reconnect` request may skip the backoff
         while not self.stopping:
             try:
-                ws = await self._unless_stopped(open_websocket(http, self.config))
+                ws = await self.unless_stopped(open_websocket(http, self.config))
             except RetryableConnectError as exc:
                 retries.failed(str(exc))
                 delay = backoff.next_delay()
                 log.warning("%s; retrying in %.1f s", exc, delay)
-                await self._sleep(delay)
+                await self.sleep(delay)
                 continue
             if ws is None:
                 return  # stopped while connecting
             confirmed = False
             received_before = self.stats.received
             try:
-                confirmed = bool(await self._unless_stopped(self._confirm_source(ws)))
+                confirmed = bool(await self.unless_stopped(self._confirm_source(ws)))
                 if confirmed:
                     if retries.connected_once:
                         self.stats.reconnects += 1
@@ -207,7 +211,7 @@ class StreamClient:
             asked, self._reconnect = self._reconnect, None
             if asked is not None and free_reconnect:
                 free_reconnect = False  # neither a failure nor a backoff step
-                await self._follow_reconnect(asked)
+                await self.follow_reconnect(asked)
                 continue
             if not confirmed:
                 retries.failed(f"{self.config.server_url} never confirmed the source face: "
@@ -217,7 +221,7 @@ class StreamClient:
             else:  # it dropped before any frame came back: do not hammer a server in trouble
                 delay = backoff.next_delay()
                 log.warning("connection to %s lost; reconnecting in %.1f s", self.config.server_url, delay)
-                await self._sleep(delay)
+                await self.sleep(delay)
 
     async def _confirm_source(self, ws: aiohttp.ClientWebSocketResponse) -> bool:
         """Send the source face and wait for its confirmation; False if the connection dropped."""
@@ -241,9 +245,7 @@ class StreamClient:
             message = decode_message(raw)
             if isinstance(message, SourceFaceConfirmation):
                 if message.status != "success":
-                    raise SourceFaceRejected(
-                        f"The server refused the source face {self.config.source}: {message.message or 'no reason given'}"
-                    )
+                    raise self.refused_face(message)
                 log.info("source face accepted by %s", self.config.server_url)
                 return True
             if isinstance(message, Reconnect):
@@ -253,13 +255,13 @@ class StreamClient:
                 self._server_error(message)
         return False
 
-    async def _follow_reconnect(self, asked: Reconnect) -> None:
+    async def follow_reconnect(self, asked: Reconnect) -> None:
         """Wait as long as the server asked (never longer than --reconnect-max), then go on."""
         reason = asked.reason or "no reason given"
         delay = min(max(asked.delay_ms, 0) / 1000, self.config.reconnect_max_s)
         if delay > 0:
             log.warning("server asked to reconnect (%s); reconnecting in %.1f s as asked", reason, delay)
-            await self._sleep(delay)
+            await self.sleep(delay)
         else:
             log.warning("server asked to reconnect (%s); reconnecting now", reason)
 
@@ -271,7 +273,7 @@ class StreamClient:
             await send_message(ws, self.controls.on_connect(), binary=False)
         except (ConnectionError, aiohttp.ClientError):
             return  # gone already: reconnect
-        self._ws = ws
+        self.send_control = lambda message: send_message(ws, message, binary=False)
         sender = asyncio.create_task(self._send_loop(ws), name="client-send")
         receiver = asyncio.create_task(self._receive_loop(ws), name="client-receive")
         stopper = asyncio.create_task(self._stop.wait(), name="client-stop")
@@ -285,7 +287,7 @@ class StreamClient:
                     break  # the send failed: the connection is gone (or a bug, re-raised below)
                 # else the source ended: keep receiving the answers still in flight
         finally:
-            self._ws = None
+            self.send_control = None
             for task in (sender, receiver, stopper):
                 task.cancel()
             results = await asyncio.gather(sender, receiver, stopper, return_exceptions=True)
@@ -300,11 +302,10 @@ class StreamClient:
         while not self.stopping:
             if self._pacer is not None:
                 await asyncio.sleep(self._pacer.delay(loop.time()))
-            image = await self._in_thread(self._reader, self.source.read)
+            image = await self.read_source()
             if image is None:
                 self._source_end()
                 return
-            self._latest_raw = image
             if not self.window.can_send(time.monotonic()):
                 self.stats.skipped += 1  # read and dropped: the picture stays at most K frames old
                 continue
@@ -317,6 +318,13 @@ class StreamClient:
             self.window.sent(now)
             self.stats.frame_sent(now)
             await send_message(ws, frame, self.config.binary)
+
+    async def read_source(self) -> np.ndarray | None:
+        """The source's next frame (None at its end), read in the source's thread."""
+        image = await self._in_thread(self._reader, self.source.read)
+        if image is not None:
+            self._latest_raw = image
+        return image
 
     def _source_end(self) -> None:
         """The video ended: wait for the frames in flight (at most the frame timeout), then stop."""
@@ -336,7 +344,7 @@ class StreamClient:
                 self._reconnect = message
                 return
             elif message is not None:
-                await self._on_control(ws, message)
+                await self.handle_control(message)
             if self._source_ended and self.window.in_flight == 0:
                 self.stop()
             if self.stopping:
@@ -347,29 +355,39 @@ class StreamClient:
         latency = time.time() - message.timestamp if isinstance(message.timestamp, (int, float)) else None
         self.window.settle(message.seq, pace_s(message.pace_ms))
         self.stats.frame_received(time.monotonic(), latency)
+        await self.show(decode_jpeg, message.jpeg)
+
+    async def show(self, decode: Callable[[Any], np.ndarray | None], data: Any) -> None:
+        """A processed frame came back (`decode(data)` gives its picture, in the display's
+        thread): record it, show it, and stop after --max-frames."""
         if self.display.wants_images:
-            image = await self._in_thread(self._writer, self._decode_and_record, message.jpeg)
+            image = await self._in_thread(self._writer, self._decode_and_record, decode, data)
             if image is not None:
                 self.display.show(image, self.overlay_lines())
         if self.config.max_frames is not None and self.stats.received >= self.config.max_frames:
             self.stop()
 
-    async def _on_control(self, ws: aiohttp.ClientWebSocketResponse, message: Message) -> None:
+    async def handle_control(self, message: Message) -> None:
+        """Any message but a processed frame or `reconnect`, on either transport."""
         if isinstance(message, Error):
             self._server_error(message)
             if message.code == ErrorCode.BAD_CONFIG:
                 follow_up = self.controls.refused(message.message)
-                if follow_up is not None:
-                    await send_message(ws, follow_up, binary=False)
+                if follow_up is not None and self.send_control is not None:
+                    await self.send_control(follow_up)
         elif isinstance(message, ConfigConfirmation):
             self.controls.confirmed(message.options)
         elif isinstance(message, Stats):
             log.info("server stats: %s", json.dumps(message.data, sort_keys=True))
         elif isinstance(message, SourceFaceConfirmation) and message.status != "success":
-            raise SourceFaceRejected(f"The server refused the source face {self.config.source}: {message.message}")
+            raise self.refused_face(message)
 
-    def _decode_and_record(self, jpeg: bytes) -> np.ndarray | None:
-        image = decode_jpeg(jpeg)
+    def refused_face(self, answer: SourceFaceConfirmation) -> SourceFaceRejected:
+        return SourceFaceRejected(f"The server refused the source face {self.config.source}: "
+                                  f"{answer.message or 'no reason given'}")
+
+    def _decode_and_record(self, decode: Callable[[Any], np.ndarray | None], data: Any) -> np.ndarray | None:
+        image = decode(data)
         if image is None:
             log.warning("the server sent a frame that is not a decodable JPEG")
             return None
@@ -397,10 +415,10 @@ class StreamClient:
 
         Changes made while no connection is up are kept and sent on the next one."""
         message = self.controls.press(key)
-        ws = self._ws
-        if message is not None and ws is not None and not ws.closed:
+        send = self.send_control
+        if message is not None and send is not None:
             try:
-                await send_message(ws, message, binary=False)
+                await send(message)
             except (ConnectionError, aiohttp.ClientError):
                 pass  # the connection just dropped; the change goes out with the next one
 
@@ -427,7 +445,7 @@ class StreamClient:
                     continue
                 raw = None
                 if camera.fallback == "raw":
-                    streaming = self._ws is not None
+                    streaming = self.send_control is not None
                     raw = self._latest_raw if streaming else await self._in_thread(self._reader, self.source.read)
                 await self._in_thread(self._writer, camera.fill, raw)
         except ClientError:

@@ -1,5 +1,9 @@
-"""The aiohttp application: WebSocket endpoint at `/`, the web page, `/stats`, `/metrics`,
-`/healthz`, `/readyz` and `POST /admin/drain`.
+"""The aiohttp application: WebSocket endpoint at `/`, WebRTC signalling at `/whip`, the web
+page, `/stats`, `/metrics`, `/healthz`, `/readyz` and `POST /admin/drain`.
+
+Both transports admit a client the same way (token, origin, drain, `--max-clients`, counted
+together), give it a `SessionCore` on the least loaded device, and register it in `SESSIONS`,
+where the drain, the idle watch and the shutdown find it.
 
 `create_app(config)` is the only way in; tests and the CLI share it. Long-lived resources
 (thread pools, one batcher and set of processors per device) live in `cleanup_ctx` and in
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +22,11 @@ from pathlib import Path
 from typing import AsyncIterator, Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from protocol import JOB, PACING
+from protocol.webrtc import WHIP_PATH
 
 from models.device import ModelDevice
 from models.host import HostPool
@@ -44,9 +51,11 @@ from .security import (
     is_loopback,
 )
 from .scheduler import Scheduler
-from .session import ClientSession
+from . import whip
+from .session import ClientSession, Preparers
 from .session_core import SessionCore, SessionLimits
 from .stats import ServerStats
+from .webrtc_session import PeerSession, video_frame
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +67,8 @@ STATS = web.AppKey("stats", ServerStats)
 DEVICES = web.AppKey("devices", list)
 WORKERS = web.AppKey("workers", ThreadPoolExecutor)
 PREPARERS = web.AppKey("preparers", ThreadPoolExecutor)  # source photos: never in the batches' way
-SESSIONS = web.AppKey("sessions", set)
+SESSIONS = web.AppKey("sessions", set)  # every client, WebSocket and WebRTC
+PEERS = web.AppKey("peers", dict)  # WebRTC session id -> PeerSession
 CLIENT_IDS = web.AppKey("client_ids", itertools.count)
 TOKENS = web.AppKey("tokens", TokenStore)
 DRAIN = web.AppKey("drain", Drain)
@@ -129,16 +139,74 @@ async def _close_idle_sessions(app: web.Application) -> None:
         deadline = time.monotonic() - timeout
         for session in [s for s in app[SESSIONS] if s.last_activity < deadline]:
             log.info("client %d idle for %.0f s: disconnecting", session.client_id, timeout)
-            await session.ws.close(code=WSCloseCode.OK, message=b"idle timeout")
+            await session.end(WSCloseCode.OK, "idle timeout")
 
 
 async def _close_sessions(app: web.Application) -> None:
     """On shutdown: tell every client we are going away (1001), so they can reconnect elsewhere."""
     sessions = list(app[SESSIONS])
     await asyncio.gather(
-        *(s.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down") for s in sessions),
+        *(s.end(WSCloseCode.GOING_AWAY, "server shutting down") for s in sessions),
         return_exceptions=True,
     )
+
+
+def _admit(request: web.Request) -> None:
+    """A would-be client of either transport: 403 from a foreign origin, 401 without a token,
+    503 while draining (so a load balancer retries another server)."""
+    app = request.app
+    check_upgrade(request, app[TOKENS], app[ORIGINS])
+    if app[DRAIN].active:
+        raise web.HTTPServiceUnavailable(text="server draining\n")
+
+
+def _is_full(app: web.Application, request: web.Request) -> bool:
+    full = len(app[SESSIONS]) >= app[CONFIG].max_clients
+    if full:
+        log.warning("refused a client from %s: %d clients connected", request.remote, len(app[SESSIONS]))
+    return full
+
+
+def _new_core(app: web.Application, device: Device, **fields: object) -> SessionCore:
+    config = app[CONFIG]
+    return SessionCore(
+        client_id=next(app[CLIENT_IDS]),
+        stats=app[STATS],
+        limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes,
+                             photos_per_minute=config.max_photos_per_minute),
+        sources=device.default_sources,
+        options=dict(config.options),
+        last_activity=time.monotonic(),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _preparers(app: web.Application, device: Device) -> Preparers:
+    loop = asyncio.get_running_loop()
+    max_bytes = app[CONFIG].max_source_bytes
+    return Preparers(
+        sources=lambda data: loop.run_in_executor(app[PREPARERS], device.pipeline.prepare_sources, data),
+        pair=lambda pair: loop.run_in_executor(app[PREPARERS], device.pipeline.prepare_pair, pair, max_bytes),
+    )
+
+
+def _register(app: web.Application, session: ClientSession | PeerSession, device: Device, remote: str | None) -> None:
+    stats = app[STATS]
+    stats.connected_clients += 1
+    stats.transport_clients[session.transport] += 1
+    stats.clients_total += 1
+    device.clients += 1
+    app[SESSIONS].add(session)
+    log.info("client %d connected from %s over %s (device %d)", session.client_id, remote, session.transport,
+             device.index)
+
+
+def _unregister(app: web.Application, session: ClientSession | PeerSession, device: Device) -> None:
+    app[SESSIONS].discard(session)
+    stats = app[STATS]
+    stats.connected_clients -= 1
+    stats.transport_clients[session.transport] -= 1
+    device.clients -= 1
 
 
 async def _websocket(request: web.Request) -> web.StreamResponse:
@@ -153,45 +221,20 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     )
     if not ws.can_prepare(request).ok:  # a browser opening the server's URL gets the web client
         return web.FileResponse(WEB_ROOT / "index.html")
-    # Decided by the same handshake code that upgrades: no spelling upgrades unchecked.
-    check_upgrade(request, app[TOKENS], app[ORIGINS])
-    if app[DRAIN].active:  # before the upgrade, so a load balancer retries another server
-        raise web.HTTPServiceUnavailable(text="server draining\n")
+    _admit(request)  # decided by the same handshake code that upgrades: no spelling upgrades unchecked
     await ws.prepare(request)
     app[GATE].established(request.protocol)  # a client now: --max-clients counts it, not the gate
-    if len(app[SESSIONS]) >= config.max_clients:
-        log.warning("refused a client from %s: %d clients connected", request.remote, len(app[SESSIONS]))
-        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=f"server full ({config.max_clients} clients)".encode())
+    if _is_full(app, request):
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER,
+                       message=f"server full ({config.max_clients} clients)".encode())
         return ws
     device = least_loaded(app[DEVICES])
-    loop = asyncio.get_running_loop()
-    core = SessionCore(
-        client_id=next(app[CLIENT_IDS]),
-        stats=app[STATS],
-        limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes,
-                             photos_per_minute=config.max_photos_per_minute),
-        sources=device.default_sources,
-        options=dict(config.options),
-        job=ws.ws_protocol == JOB,
-        last_activity=time.monotonic(),
-    )
+    core = _new_core(app, device, job=ws.ws_protocol == JOB)
     if ws.ws_protocol == PACING:
         scheduler = device.batcher.scheduler
         core.pace = lambda received_at, taken_at: scheduler.pace_s(time.monotonic(), received_at, taken_at)
-    session = ClientSession(
-        core,
-        ws,
-        device.batcher,
-        prepare_sources=lambda data: loop.run_in_executor(app[PREPARERS], device.pipeline.prepare_sources, data),
-        prepare_pair=lambda pair: loop.run_in_executor(
-            app[PREPARERS], device.pipeline.prepare_pair, pair, config.max_source_bytes),
-    )
-    stats = app[STATS]
-    stats.connected_clients += 1
-    stats.clients_total += 1
-    device.clients += 1
-    app[SESSIONS].add(session)
-    log.info("client %d connected from %s (device %d)", session.client_id, request.remote, device.index)
+    session = ClientSession(core, ws, device.batcher, _preparers(app, device))
+    _register(app, session, device, request.remote)
     try:
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -199,13 +242,59 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
             elif message.type == WSMsgType.ERROR:
                 log.info("client %d: %s", session.client_id, ws.exception())
     finally:
-        app[SESSIONS].discard(session)
-        stats.connected_clients -= 1
-        device.clients -= 1
+        _unregister(app, session, device)
         await session.close()
         log.info("client %d disconnected (%s)", session.client_id, core.frames.as_dict())
         await ws.linger()  # after a refused frame, so the client reads why rather than a reset
     return ws
+
+
+async def _whip_offer(request: web.Request) -> web.Response:
+    """POST /whip: a WebRTC client's SDP offer; 201 with the answer and its session's URL."""
+    app = request.app
+    config = app[CONFIG]
+    _admit(request)
+    offer = await whip.read_offer(request)
+    if _is_full(app, request):
+        raise web.HTTPServiceUnavailable(text=f"server full ({config.max_clients} clients)\n",
+                                         headers={"Retry-After": "5"})
+    device = least_loaded(app[DEVICES])
+    core = _new_core(app, device, transport="webrtc", media_track=True, encode_result=video_frame)
+    session_id = secrets.token_urlsafe(16)
+
+    def closed(peer: PeerSession) -> None:
+        app[PEERS].pop(peer.session_id, None)
+        _unregister(app, peer, device)
+        log.info("client %d disconnected (%s)", peer.client_id, peer.core.frames.as_dict())
+
+    pc = RTCPeerConnection(whip.rtc_configuration(config.ice_servers))
+    peer = PeerSession(session_id, core, pc, device.batcher, _preparers(app, device), closed)
+    app[PEERS][session_id] = peer
+    _register(app, peer, device, request.remote)
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+    except Exception as exc:  # noqa: BLE001 - aiortc refuses what it cannot negotiate with various errors
+        await peer.start_closing()
+        raise web.HTTPBadRequest(text=f"cannot answer this offer: {exc}\n") from None
+    return whip.created(pc.localDescription.sdp, session_id, config.ice_servers)
+
+
+async def _whip_options(request: web.Request) -> web.Response:
+    """OPTIONS /whip: the ICE servers, for a client to use before it makes its offer."""
+    return whip.options(request.app[CONFIG].ice_servers)
+
+
+async def _whip_delete(request: web.Request) -> web.Response:
+    """DELETE /whip/<session id>: the client ends its WebRTC session; its slot is free at once."""
+    app = request.app
+    if not app[ORIGINS].allows(request):
+        raise web.HTTPForbidden(text="origin not allowed\n")
+    peer = app[PEERS].get(request.match_info["session_id"])
+    if peer is None:
+        raise web.HTTPNotFound(text="no such WebRTC session\n")
+    await peer.end(WSCloseCode.OK, "ended by the client")
+    return web.Response(status=204)
 
 
 async def _stats(request: web.Request) -> web.Response:
@@ -309,6 +398,7 @@ def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: No
     app[TOKENS] = tokens
     app[STATS] = ServerStats()
     app[SESSIONS] = set()
+    app[PEERS] = {}
     app[CLIENT_IDS] = itertools.count(1)
     app[READY] = asyncio.Event()
     app[DRAIN] = Drain(app[SESSIONS], config.drain_timeout_s, on_drained)
@@ -317,6 +407,10 @@ def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: No
     app.cleanup_ctx.append(_signal_handlers)
     app.on_shutdown.append(_close_sessions)
     app.router.add_get("/", _websocket)
+    if config.webrtc:
+        app.router.add_post(WHIP_PATH, _whip_offer)
+        app.router.add_route("OPTIONS", WHIP_PATH, _whip_options)
+        app.router.add_delete(WHIP_PATH + "/{session_id}", _whip_delete)
     app.router.add_get("/stats", _stats)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 class Mailbox(Hashable, Protocol):
     """A client as the batcher sees it: a mailbox to take from, and a place for the result."""
 
+    transport: str  # "websocket" or "webrtc": batches are counted by the transports they mix
+
     def take(self, now: float) -> tuple[object, FrameWork]: ...
 
     def complete(self, job: object, work: FrameWork) -> None: ...
@@ -93,7 +95,7 @@ class Batcher:
             loop = asyncio.get_running_loop()
             wake = lambda: loop.call_soon_threadsafe(self._wakeup.set)  # noqa: E731 - the next batch may start
             timings = await loop.run_in_executor(self._executor, self._pipeline.run, works, account, wake)
-            self._stats.record_batch(len(batch), timings)
+            self._stats.record_batch(len(batch), timings, {mailbox.transport for mailbox, _, _ in batch})
         except Exception:  # the pipeline isolates frame failures; this is a bug, fail the batch loudly
             log.exception("batch of %d frames crashed", len(batch))
             for work in works:

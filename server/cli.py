@@ -10,7 +10,7 @@ from models.processors import DETECTORS
 from models.sessions import ProviderError, check_provider
 from models.simulated import COST_TABLES
 
-from .config import ServerConfig
+from .config import IceServer, ServerConfig
 from .processors import PROCESSORS
 from .security import parse_origin
 
@@ -39,12 +39,19 @@ def _device_list(text: str) -> tuple[int, ...]:
     return devices
 
 
+def _ice_server(values: list[str]) -> IceServer:
+    """`URL` or `URL USERNAME CREDENTIAL` (TURN)."""
+    if len(values) not in (1, 3) or not values[0].startswith(("stun:", "turn:", "turns:")):
+        raise ValueError(f"expected stun:HOST[:PORT] or turn:HOST[:PORT] USERNAME CREDENTIAL, got {' '.join(values)!r}")
+    return IceServer(*values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = ServerConfig()
     parser = argparse.ArgumentParser(
         prog="python -m server",
         description="facestream server: clients stream webcam frames over WebSocket (ws://HOST:PORT/) "
-        "and get them back with their source face swapped in. Frames of all clients are batched "
+        "or WebRTC (POST /whip) and get them back with their source face swapped in. Frames of all clients are batched "
         "into one model call per step; each client keeps only its newest unprocessed frame.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -129,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     security.add_argument("--public-url", action="append", default=[], metavar="URL",
                           help="a URL browsers reach this server at (its name, or a proxy in front), whose "
                                "page may connect when --allowed-origin is set (repeatable)")
+    webrtc = parser.add_argument_group("WebRTC (browsers, phones and `python -m client --transport webrtc`)")
+    webrtc.add_argument("--no-webrtc", dest="webrtc", action="store_false",
+                        help="turn off WebRTC signalling (POST /whip); WebSocket clients only")
+    webrtc.add_argument("--ice-server", action="append", nargs="+", default=[], metavar="URL",
+                        help="a STUN server (URL), or a TURN server (URL USERNAME CREDENTIAL), for clients behind "
+                             "NAT; repeatable; given to clients too (see the README's WebRTC section)")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-clients", type=_positive, default=defaults.max_clients,
                         help="connections beyond this are closed with code 1013 (try again later)")
@@ -170,6 +183,10 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
     if args.max_client_fps <= 0 or args.idle_timeout <= 0:
         parser.error("--max-client-fps and --idle-timeout must be positive")
     try:
+        ice_servers = tuple(_ice_server(values) for values in args.ice_server)
+    except ValueError as exc:
+        parser.error(f"--ice-server: {exc}")
+    try:
         check_provider(args.provider)
         swap_options = validate({name: getattr(args, name) for name in OPTIONS})
     except (ProviderError, OptionError) as exc:
@@ -210,4 +227,6 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
         drain_timeout_s=args.drain_timeout,
         handshake_timeout_s=args.handshake_timeout,
         max_pending_connections=args.max_pending_connections,
+        webrtc=args.webrtc,
+        ice_servers=ice_servers,
     )

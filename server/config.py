@@ -16,6 +16,15 @@ MAX_PIXELS_4K = 3840 * 2160
 
 
 @dataclass(frozen=True)
+class IceServer:
+    """A STUN or TURN server WebRTC peers may use to reach each other (`--ice-server`)."""
+
+    url: str  # stun:host:port, turn:host:port?transport=udp, turns:host:443?transport=tcp
+    username: str | None = None  # TURN only
+    credential: str | None = None
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     host: str = "0.0.0.0"
     port: int = 8765
@@ -55,3 +64,6 @@ class ServerConfig:
     drain_timeout_s: float = 60.0  # after a drain starts, clients still connected then are closed
     handshake_timeout_s: float = 10.0  # a connection must send its request within this (and idle keep-alive)
     max_pending_connections: int = 32  # per address: connections that are not (yet) a client session; 0: no limit
+    # WebRTC (POST /whip).
+    webrtc: bool = True
+    ice_servers: tuple[IceServer, ...] = ()

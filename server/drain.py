@@ -49,7 +49,7 @@ class Drain:
         if stragglers:
             log.warning("drain timeout: closing %d clients that did not leave", len(stragglers))
             await asyncio.gather(
-                *(s.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server draining") for s in stragglers),
+                *(s.end(WSCloseCode.GOING_AWAY, "server draining") for s in stragglers),
                 return_exceptions=True,
             )
         log.warning("drained")

@@ -47,7 +47,7 @@ class JpegCodec:
         self.quality = quality
         self.max_pixels = max_pixels
 
-    def _check_size(self, width: int, height: int, seq: int | None) -> None:
+    def check_size(self, width: int, height: int, seq: int | None) -> None:
         if width <= 0 or height <= 0:
             raise ProtocolError(ErrorCode.BAD_IMAGE, f"image has no pixels ({width}x{height})", seq)
         if width * height > self.max_pixels:
@@ -65,7 +65,7 @@ class JpegCodec:
             width, height, _subsampling, colorspace = self._turbo.decode_header(jpeg)
         except OSError as exc:
             raise ProtocolError(ErrorCode.BAD_IMAGE, f"unreadable JPEG header: {exc}", seq) from None
-        self._check_size(width, height, seq)
+        self.check_size(width, height, seq)
         if len(jpeg) < width * height * MIN_BYTES_PER_PIXEL:
             raise ProtocolError(ErrorCode.BAD_IMAGE, f"a {width}x{height} JPEG cannot be {len(jpeg)} bytes: "
                                 "the file is truncated or forged", seq)
@@ -107,7 +107,7 @@ class JpegCodec:
         chunk, width, height = _PNG_IHDR.unpack_from(data, 12)
         if chunk != b"IHDR":
             raise ProtocolError(ErrorCode.BAD_IMAGE, "PNG without an IHDR header")
-        self._check_size(width, height, None)
+        self.check_size(width, height, None)
         return width, height
 
     def decode_photo(self, data: bytes) -> np.ndarray:

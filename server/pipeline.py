@@ -28,15 +28,26 @@ from .processors import FrameContext, FrameProcessor
 log = logging.getLogger(__name__)
 
 
+Pixels = Callable[[], np.ndarray]  # a frame a transport decoded itself: its BGR pixels, made on a host thread
+Encoder = Callable[[np.ndarray], object]  # the result in a transport's own form, made on a host thread
+
+
 @dataclass
 class FrameWork:
-    """One frame in a batch; exactly one of `result` / `error` is set when the batch returns."""
+    """One frame in a batch; exactly one of `result` / `error` is set when the batch returns.
+
+    A frame comes as JPEG bytes (WebSocket), or already decoded by its transport's video
+    codec (WebRTC), and its result goes back JPEG-encoded or in the form the transport's
+    encoder takes: both conversions run on the host pool with the rest of the batch's
+    host work, never on the event loop."""
 
     jpeg: bytes
     seq: int | None
     context: FrameContext
     received_at: float = 0.0  # when the frame arrived (time.monotonic())
-    result: bytes | None = None
+    pixels: Pixels | None = None  # set: the frame came decoded, `jpeg` is empty
+    encode: Encoder | None = None  # None: the result is JPEG bytes
+    result: object | None = None
     error: ProtocolError | None = None
 
 
@@ -59,7 +70,11 @@ class Pipeline:
 
     def _decode(self, work: FrameWork) -> np.ndarray | None:
         try:
-            image = self.codec.decode(work.jpeg, work.seq)
+            if work.pixels is None:
+                image = self.codec.decode(work.jpeg, work.seq)
+            else:
+                image = work.pixels()
+                self.codec.check_size(image.shape[1], image.shape[0], work.seq)
         except ProtocolError as exc:
             work.error = exc
             return None
@@ -104,9 +119,13 @@ class Pipeline:
                 account.processed_at = time.monotonic()
                 on_processed()
             to_encode = [(work, image) for (work, _), image in zip(decoded, outputs) if image is not None]
-            for (work, _), jpeg in zip(to_encode, self.host.map("encode", lambda pair: self.codec.encode(pair[1]), to_encode)):
-                work.result = jpeg
+            for (work, _), result in zip(to_encode, self.host.map("encode", self._encode, to_encode)):
+                work.result = result
         return BatchTimings(time.perf_counter() - start, account.device_s, account.wait_s, dict(account.host_cpu_s))
+
+    def _encode(self, pair: tuple[FrameWork, np.ndarray]) -> object:
+        work, image = pair
+        return self.codec.encode(image) if work.encode is None else work.encode(image)
 
     def prepare_pair(self, pair: FacePair, max_bytes: int) -> MappedFace | ProtocolError:
         """One face map pair: its sources and its target person's embedding, computed once (off

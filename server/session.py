@@ -1,5 +1,7 @@
 """One WebSocket client: the shell that gives a `SessionCore` its socket, its clock and its helpers.
 
+(`webrtc_session.py` is the other shell, over a WebRTC peer; both use `Preparers` below.)
+
 It reads messages and hands them to the core, runs the slow preparations the core asks for
 (source photos, face maps) in worker threads, tells the batcher when the mailbox has a
 frame, and sends what the core has to send, one message at a time, in a task of its own so
@@ -10,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from models.processors import MappedFace
 from protocol import FacePair, Message, ProtocolError
@@ -29,19 +32,43 @@ PairPreparer = Callable[[FacePair], "asyncio.Future[MappedFace | ProtocolError]"
 class Scheduling(Protocol):
     """What a session needs of its device's batcher."""
 
-    def mark_ready(self, session: "ClientSession", at: float, queued: bool = False) -> None: ...
+    def mark_ready(self, session: object, at: float, queued: bool = False) -> None: ...
 
-    def forget(self, session: "ClientSession") -> None: ...
+    def forget(self, session: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class Preparers:
+    """The slow preparations a core asks its shell for, run off the loop."""
+
+    sources: SourcePreparer
+    pair: PairPreparer
+
+    async def carry_out(self, core: SessionCore, action: PrepareSource | PrepareFaceMap) -> None:
+        """Prepare what `action` names and hand the outcome (or the failure) back to `core`."""
+        if isinstance(action, PrepareSource):
+            try:
+                result: object = await self.sources(action.image)
+            except Exception as exc:  # noqa: BLE001 - the core turns it into a refusal
+                result = exc
+            core.source_prepared(result)  # type: ignore[arg-type]
+            return
+        mapped: object = []
+        try:  # a pair at a time: other clients' photos are prepared in between
+            mapped = [await self.pair(pair) for pair in action.pairs]
+        except Exception as exc:  # noqa: BLE001 - the core turns it into a refusal
+            mapped = exc
+        core.face_map_prepared(action.pairs, mapped)  # type: ignore[arg-type]
 
 
 class ClientSession:
-    def __init__(self, core: SessionCore, ws: web.WebSocketResponse, batcher: Scheduling,
-                 prepare_sources: SourcePreparer, prepare_pair: PairPreparer) -> None:
+    transport = "websocket"
+
+    def __init__(self, core: SessionCore, ws: web.WebSocketResponse, batcher: Scheduling, preparers: Preparers) -> None:
         self.core = core
         self.ws = ws
         self._batcher = batcher
-        self._prepare_sources = prepare_sources
-        self._prepare_pair = prepare_pair
+        self._preparers = preparers
         self._wake = asyncio.Event()
         self._backlog_eased = asyncio.Event()  # a message went out: the core may have room to read again
         self._sender = asyncio.create_task(self._send_loop(), name=f"send-{core.client_id}")
@@ -69,19 +96,8 @@ class ClientSession:
         action = self.core.receive(data, kind == WSMsgType.BINARY, time.monotonic(), time.time())
         if isinstance(action, ReadyAt):
             self._batcher.mark_ready(self, action.time, action.queued)
-        elif isinstance(action, PrepareSource):
-            try:
-                result: object = await self._prepare_sources(action.image)
-            except Exception as exc:  # noqa: BLE001 - the core turns it into a refusal
-                result = exc
-            self.core.source_prepared(result)  # type: ignore[arg-type]
-        elif isinstance(action, PrepareFaceMap):
-            mapped: object = []
-            try:  # a pair at a time: other clients' photos are prepared in between
-                mapped = [await self._prepare_pair(pair) for pair in action.pairs]
-            except Exception as exc:  # noqa: BLE001 - the core turns it into a refusal
-                mapped = exc
-            self.core.face_map_prepared(action.pairs, mapped)  # type: ignore[arg-type]
+        elif action is not None:
+            await self._preparers.carry_out(self.core, action)
         self._wake_sender()
         while self.core.backlog_full:
             self._backlog_eased.clear()
@@ -112,6 +128,10 @@ class ClientSession:
                     self.core.sent(outgoing, time.monotonic())
         except ConnectionError:
             log.debug("client %s went away while we were sending", self.client_id)
+
+    async def end(self, code: WSCloseCode, reason: str) -> None:
+        """Disconnect the client (idle, draining, shutting down); `close` follows."""
+        await self.ws.close(code=code, message=reason.encode())
 
     async def close(self) -> None:
         """Account for everything left behind and stop the sender."""

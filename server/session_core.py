@@ -51,7 +51,7 @@ from protocol import (
 )
 
 from .limits import check_source_size
-from .pipeline import FrameWork
+from .pipeline import Encoder, FrameWork, Pixels
 from .processors import FrameContext
 from .stats import FrameCounts, ServerStats
 
@@ -73,6 +73,7 @@ class FrameJob:
     order: int = 0  # place among this client's taken frames
     taken_at: float = 0.0
     passthrough: bool = False
+    pixels: Pixels | None = None  # a frame its transport decoded (then `frame.jpeg` is empty)
 
 
 @dataclass(frozen=True)
@@ -152,12 +153,15 @@ class SessionCore:
     # taken_at) that the next one should be sent; None for clients that did not ask.
     pace: Callable[[float, float], float] | None = None
     job: bool = False  # every frame queued and answered in order (docs/protocol.md, "Jobs")
+    transport: str = "websocket"  # counted apart in the stats
+    media_track: bool = False  # frames come decoded on the transport's own track (`offer_pixels`), not as messages
+    encode_result: Encoder | None = None  # results in the transport's own form (None: JPEG)
     last_activity: float = 0.0
     closed: bool = False
     pending: collections.deque[FrameJob] = field(default_factory=collections.deque)  # live: at most one
     _outbox: FrameJob | None = None  # live: the newest result, not yet sent
-    _result: bytes = b""
-    _job_results: dict[int, tuple[FrameJob, bytes | None]] = field(default_factory=dict)  # order -> result (None: failed)
+    _result: object = b""
+    _job_results: dict[int, tuple[FrameJob, object | None]] = field(default_factory=dict)  # order -> result (None: failed)
     _released: int = 0  # job: the order of the next result to send
     _control: collections.deque[bytes | object] = field(default_factory=collections.deque)  # bytes, or _STATS
     _takes: int = 0
@@ -167,8 +171,8 @@ class SessionCore:
 
     # ---- accounting ---------------------------------------------------------------
     def _count(self, outcome: str) -> None:
-        setattr(self.frames, outcome, getattr(self.frames, outcome) + 1)
-        setattr(self.stats.frames, outcome, getattr(self.stats.frames, outcome) + 1)
+        for counts in (self.frames, self.stats.frames, self.stats.transport_frames[self.transport]):
+            setattr(counts, outcome, getattr(counts, outcome) + 1)
 
     # ---- inbound ------------------------------------------------------------------
     def receive(self, data: bytes, binary: bool, now: float, wall_time: float) -> Action:
@@ -186,6 +190,9 @@ class SessionCore:
 
     def _dispatch(self, message: Message, binary: bool, now: float, wall_time: float) -> Action:
         if isinstance(message, Frame):
+            if self.media_track:
+                raise ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, f"frames travel on the {self.transport} video track, "
+                                    "not as messages")
             return self._offer(message, binary, now, wall_time)
         if isinstance(message, SourceFace):
             try:
@@ -217,9 +224,15 @@ class SessionCore:
             raise ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, f"a client may not send {type(message).__name__} messages")
         return None
 
-    def _offer(self, frame: Frame, binary: bool, now: float, wall_time: float) -> Action:
+    def offer_pixels(self, pixels: Pixels, timestamp: float, now: float) -> Action:
+        """A camera frame its transport decoded (WebRTC): into the mailbox like a `Frame`;
+        `timestamp` is its media time in seconds."""
+        self.last_activity = now
+        return self._offer(Frame(jpeg=b"", timestamp=timestamp), False, now, now, pixels)
+
+    def _offer(self, frame: Frame, binary: bool, now: float, wall_time: float, pixels: Pixels | None = None) -> Action:
         self._count("received")
-        job = FrameJob(frame=frame, binary=binary, received_at=now,
+        job = FrameJob(frame=frame, binary=binary, received_at=now, pixels=pixels,
                        reply_timestamp=frame.timestamp if frame.timestamp is not None else wall_time)
         if self.job:
             self.pending.append(job)
@@ -250,7 +263,8 @@ class SessionCore:
         context = FrameContext(client_id=self.client_id, sources=self.sources or {}, options=self.options,
                                face_map=self.face_map, state=self.processor_state, time=self._tracking_time(job),
                                order=job.order)
-        return job, FrameWork(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context, received_at=job.received_at)
+        return job, FrameWork(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context, received_at=job.received_at,
+                              pixels=job.pixels, encode=self.encode_result)
 
     def _tracking_time(self, job: FrameJob) -> float:
         """The clock that face tracking and smoothing follow: when a live frame arrived, or a
@@ -352,20 +366,35 @@ class SessionCore:
 
     def next_outgoing(self) -> Outgoing | None:
         """What to send now: control messages first, then the newest result."""
-        if self.closed:
-            return None
-        if self._control:
-            item = self._control.popleft()
-            if item is _STATS:  # made as it goes out: the newest numbers, once however often asked
-                item = encode_json(Stats(data={**self.stats.snapshot(), "client": self.frames.as_dict()}))
-            return Outgoing(item, binary=False)
+        control = self.next_control()
+        if control is not None or self.closed:
+            return control
         if self.job:
             return self._next_job_result()
-        if self._outbox is None:
+        newest = self.next_result()
+        return None if newest is None else self._reply(*newest)
+
+    def next_control(self) -> Outgoing | None:
+        """The next control message (JSON), for a transport that sends them apart from frames."""
+        if self.closed or not self._control:
+            return None
+        item = self._control.popleft()
+        if item is _STATS:  # made as it goes out: the newest numbers, once however often asked
+            item = encode_json(Stats(data={**self.stats.snapshot(), "client": self.frames.as_dict()}))
+        return Outgoing(item, binary=False)
+
+    @property
+    def has_result(self) -> bool:
+        return self._outbox is not None and not self.closed
+
+    def next_result(self) -> tuple[FrameJob, object] | None:
+        """The newest live result as the pipeline made it; call `delivered` once it is sent."""
+        if not self.has_result:
             return None
         job, self._outbox = self._outbox, None
         result, self._result = self._result, b""
-        return self._reply(job, result)
+        assert job is not None
+        return job, result
 
     def _next_job_result(self) -> Outgoing | None:
         """A job's results in the order its frames came (a failed one was answered with an error)."""
@@ -376,19 +405,23 @@ class SessionCore:
                 return self._reply(job, result)
         return None
 
-    def _reply(self, job: FrameJob, result: bytes) -> Outgoing:
+    def _reply(self, job: FrameJob, result: object) -> Outgoing:
         pace_ms = None if self.pace is None else min(MAX_PACE_MS, round(1000 * self.pace(job.received_at, job.taken_at)))
+        assert isinstance(result, bytes)
         reply = ProcessedFrame(jpeg=result, timestamp=job.reply_timestamp, seq=job.frame.seq, pace_ms=pace_ms)
         return Outgoing(encode_binary(reply) if job.binary else encode_json(reply), job.binary, job)
 
     def sent(self, outgoing: Outgoing, now: float) -> None:
         """`outgoing` was handed to the socket."""
-        if outgoing.job is None:
-            return
+        if outgoing.job is not None:
+            self.delivered(outgoing.job, now)
+
+    def delivered(self, job: FrameJob, now: float) -> None:
+        """`job`'s result was handed to the transport."""
         self._count("processed")
-        if outgoing.job.passthrough:
+        if job.passthrough:
             self._count("passthrough")
-        self.stats.record_delivery(now - outgoing.job.received_at)
+        self.stats.record_delivery(now - job.received_at)
 
     def send_failed(self, outgoing: Outgoing) -> None:
         """`outgoing` never reached the socket (the client went away mid-send)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 LATENCY_WINDOW = 4096  # recent frames behind the percentiles in `stats`
 SNAPSHOT_MAX_AGE_S = 0.2
+OUTCOMES = ("received", "processed", "superseded", "failed", "passthrough")  # FrameCounts' fields
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -55,6 +56,9 @@ class FrameCounts:
 @dataclass
 class ServerStats:
     frames: FrameCounts = field(default_factory=FrameCounts)
+    transport_frames: collections.defaultdict[str, FrameCounts] = field(
+        default_factory=lambda: collections.defaultdict(FrameCounts))  # the same outcomes, per transport
+    transport_clients: collections.Counter[str] = field(default_factory=collections.Counter)  # open sessions
     connected_clients: int = 0
     clients_total: int = 0
     batches: int = 0
@@ -62,6 +66,7 @@ class ServerStats:
     device_s: float = 0.0  # model calls on the device
     device_wait_s: float = 0.0  # batches waiting for the device
     host_cpu_s: collections.Counter[str] = field(default_factory=collections.Counter)  # per host stage
+    batch_transports: collections.Counter[str] = field(default_factory=collections.Counter)  # "webrtc+websocket" -> batches
     processing_s_total: float = 0.0
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     started_monotonic: float = field(default_factory=time.monotonic)
@@ -79,8 +84,9 @@ class ServerStats:
         )
         self.registry.register(_StatsCollector(self))
 
-    def record_batch(self, size: int, timings: "BatchTimings") -> None:
+    def record_batch(self, size: int, timings: "BatchTimings", transports: Iterable[str] = ()) -> None:
         self.batches += 1
+        self.batch_transports["+".join(sorted(transports))] += 1
         self.batched_frames += size
         self.device_s += timings.device_s
         self.device_wait_s += timings.device_wait_s
@@ -110,6 +116,7 @@ class ServerStats:
             "batches": self.batches,
             "batched_frames": self.batched_frames,
             "batch_size_avg": self.batched_frames / (self.batches or 1),
+            "batches_by_transports": dict(self.batch_transports),
             "decode_time_avg": decode_s / per_frame,
             "process_time_avg": (self.device_s + sum(self.host_cpu_s.values()) - decode_s - encode_s) / per_frame,
             "encode_time_avg": encode_s / per_frame,
@@ -118,6 +125,8 @@ class ServerStats:
             "host_cpu_ms_per_frame": {stage: round(1000 * s / per_frame, 3) for stage, s in sorted(self.host_cpu_s.items())},
             **self._slow[1],
             "errors": dict(self.errors),
+            "transports": {name: {"connected_clients": self.transport_clients[name], **counts.as_dict()}
+                           for name, counts in sorted(self.transport_frames.items())},
             "uptime_s": now - self.started_monotonic,
         }
         return data
@@ -145,9 +154,20 @@ class _StatsCollector(Collector):
     def collect(self) -> Iterator[object]:
         stats = self._stats
         frames = CounterMetricFamily("facestream_frames", "Frames by outcome", labels=["outcome"])
-        for outcome in ("received", "processed", "superseded", "failed", "passthrough"):
+        for outcome in OUTCOMES:
             frames.add_metric([outcome], getattr(stats.frames, outcome))
         yield frames
+        by_transport = CounterMetricFamily("facestream_transport_frames", "Frames by transport and outcome",
+                                           labels=["transport", "outcome"])
+        for transport, counts in sorted(stats.transport_frames.items()):
+            for outcome in OUTCOMES:
+                by_transport.add_metric([transport, outcome], getattr(counts, outcome))
+        yield by_transport
+        clients = GaugeMetricFamily("facestream_transport_clients", "Open client sessions by transport",
+                                    labels=["transport"])
+        for transport, count in sorted(stats.transport_clients.items()):
+            clients.add_metric([transport], count)
+        yield clients
         yield GaugeMetricFamily("facestream_connected_clients", "Open client sessions", value=stats.connected_clients)
         yield CounterMetricFamily("facestream_clients", "Client sessions opened", value=stats.clients_total)
         yield CounterMetricFamily("facestream_batches", "Batches run", value=stats.batches)

@@ -74,7 +74,7 @@ def test_help_explains_the_options():
     result = subprocess.run([sys.executable, "-m", "server", "--help"], capture_output=True, text=True, check=True)
     for option in ("--port", "--server-port", "--provider", "--execution-provider", "--max-batch", "--source",
                    "--frame-processor", "--execution-threads", "--log-level", "--token", "--certfile",
-                   "--allowed-origin", "--max-clients", "--idle-timeout"):
+                   "--allowed-origin", "--max-clients", "--idle-timeout", "--no-webrtc", "--ice-server"):
         assert option in result.stdout
 
 
@@ -83,8 +83,19 @@ def test_help_explains_the_options():
     (["--provider", "warp-drive"], "execution provider 'warp-drive' is not available"),
     (["--certfile", "/nonexistent.pem", "--keyfile", "/nonexistent.key"], "does not exist"),
     (["--opacity", "7"], "opacity"),
+    (["--ice-server", "turn:relay.example:3478", "alice"], "--ice-server: expected stun:HOST[:PORT] or turn:"),
+    (["--ice-server", "relay.example:3478"], "--ice-server: expected"),
 ])
 def test_bad_arguments_are_one_clear_line(args, message):
     result = subprocess.run([sys.executable, "-m", "server", *args], capture_output=True, text=True)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ice_servers_and_webrtc_switch_are_read():
+    from server.cli import parse_config
+    from server.config import IceServer
+    config = parse_config(["--ice-server", "stun:stun.example:3478",
+                           "--ice-server", "turn:relay.example:3478", "alice", "pw", "--no-webrtc"])
+    assert config.ice_servers == (IceServer("stun:stun.example:3478"), IceServer("turn:relay.example:3478", "alice", "pw"))
+    assert config.webrtc is False and parse_config([]).webrtc is True

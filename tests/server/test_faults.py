@@ -228,7 +228,7 @@ async def test_a_result_cut_off_mid_send_is_still_accounted():
 
     stats = ServerStats()
     core = SessionCore(1, stats, SessionLimits(max_fps=60, max_source_bytes=1000))
-    session = ClientSession(core, StuckSocket(), NoBatcher(), None, None)
+    session = ClientSession(core, StuckSocket(), NoBatcher(), None)
     await session.handle(aiohttp.WSMsgType.BINARY, encode_binary(Frame(jpeg=b"x", timestamp=1.0, seq=1)))
     job, work = session.take(time.monotonic())
     work.result = b"jpeg"

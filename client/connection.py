@@ -404,6 +404,7 @@ class StreamClient:
         now = time.monotonic()
         latency = self.stats.last_latency_ms()
         return [
+            "FACE-SWAPPED",
             f"{self.stats.recent_fps(now):.1f} fps",
             f"latency {latency:.0f} ms" if not math.isnan(latency) else "latency -",
             f"skipped {self.stats.skipped}",

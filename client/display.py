@@ -28,7 +28,7 @@ MILLISECONDS = Fraction(1, 1000)
 
 log = logging.getLogger(__name__)
 
-WINDOW_NAME = "facestream"
+WINDOW_NAME = "facestream: face-swapped video"  # the window says what it shows, in any screenshot of it
 QUIT_KEYS = {ord("q"), ord("Q"), 27}  # q or Esc
 
 

@@ -252,12 +252,13 @@ class PeerSession:
         await self.start_closing()
 
     async def close(self) -> None:
-        """Account for everything left behind, stop the tasks and the peer connection."""
+        """Account for everything left behind (the slot is free at once), stop the tasks and the
+        peer connection."""
         self.core.close()
         self._batcher.forget(self)
+        self._on_closed(self)
         self._result_ready.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.pc.close()
-        self._on_closed(self)

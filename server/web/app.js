@@ -1,10 +1,13 @@
-// The facestream web client: camera -> JPEG -> binary frames -> server -> processed frames -> canvas.
+// The facestream web client: camera -> server -> swapped video, over WebRTC (the camera as a
+// video track, the result played in a <video>) or a WebSocket (JPEG frames, drawn on a canvas).
 // This module only wires the page together; the parts live in protocol.js (wire format),
-// flow.js (in-flight window), connection.js (socket, reconnect), camera.js, display.js, ui.js.
+// flow.js (in-flight window), connection.js (socket, reconnect), webrtc.js (WHIP, peer),
+// camera.js, display.js, ui.js.
 
 import * as protocol from "./protocol.js";
 import { InFlightWindow } from "./flow.js";
 import { Connection, defaultServerUrl, socketUrl } from "./connection.js";
+import { MAX_CHANNEL_MESSAGE_BYTES, PeerLink, blobToBase64, webrtcAvailable, whipUrl } from "./webrtc.js";
 import {
   JpegEncoder,
   activeDeviceId,
@@ -28,6 +31,9 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   status: $("status"),
   output: $("output"),
+  outputVideo: $("output-video"),
+  transport: $("transport"),
+  microphone: $("microphone"),
   placeholder: $("output-placeholder"),
   video: $("camera"),
   serverUrl: $("server-url"),
@@ -80,9 +86,14 @@ const state = {
   confirmedOptions: null,
   frameLoop: false,
   cameraStarting: null, // the pending camera start, if any
+  videoShown: 0, // WebRTC frames presented in the output <video>
+  videoSent: 0, // camera frames the WebRTC encoder sent
+  microphone: null, // the MediaStream sent with WebRTC, if the user asked
 };
 
-const connection = new Connection({ onOpen: connected, onMessage: received, onState: connectionState });
+const socket = new Connection({ onOpen: connected, onMessage: received, onState: connectionState });
+const peer = new PeerLink({ onOpen: connected, onMessage: received, onState: connectionState, onTrack: showTrack });
+let connection = socket; // the transport of the current (or last) connection
 
 // ---- connection ---------------------------------------------------------------------
 
@@ -161,26 +172,75 @@ function handleJson(message) {
   }
 }
 
-ui.serverUrl.value = new URLSearchParams(location.search).get("server") ?? defaultServerUrl();
-ui.token.value = new URLSearchParams(location.search).get("token") ?? "";
+const params = new URLSearchParams(location.search);
+ui.serverUrl.value = params.get("server") ?? defaultServerUrl();
+ui.token.value = params.get("token") ?? "";
+if (!webrtcAvailable()) ui.transport.querySelector('option[value="webrtc"]').disabled = true;
+ui.transport.value = webrtcAvailable() ? (params.get("transport") ?? "webrtc") : "websocket";
 
-$("connection-form").addEventListener("submit", (event) => {
+$("connection-form").addEventListener("submit", async (event) => {
   event.preventDefault(); // Connect, or Enter in a field: connect without reloading the page
+  const webrtc = ui.transport.value === "webrtc";
+  const token = ui.token.value.trim();
   let url;
   try {
-    url = socketUrl(ui.serverUrl.value, ui.token.value.trim());
+    url = webrtc ? whipUrl(ui.serverUrl.value) : socketUrl(ui.serverUrl.value, token);
   } catch (error) {
     log.add(error.message, "error");
     return;
   }
-  if (!ui.video.srcObject) startCamera(ui.cameraSelect.value);
-  connection.open(url);
+  connection.close();
+  connection = webrtc ? peer : socket;
+  ui.output.hidden = webrtc;
+  ui.outputVideo.hidden = !webrtc;
+  if (!webrtc) {
+    if (!ui.video.srcObject) startCamera(ui.cameraSelect.value);
+    connection.open(url);
+    return;
+  }
+  if (!ui.video.srcObject) await startCamera(ui.cameraSelect.value);
+  if (!ui.video.srcObject) return; // the camera could not open: already explained
+  await openMicrophone();
+  ui.outputVideo.muted = !state.microphone; // your own voice comes back only if you sent it
+  peer.open({ server: ui.serverUrl.value, token, camera: ui.video.srcObject, microphone: state.microphone });
 });
 
 ui.disconnect.addEventListener("click", () => {
   connection.close();
   connectionState("closed", "Disconnected", "info");
 });
+
+async function openMicrophone() {
+  state.microphone?.getTracks().forEach((track) => track.stop());
+  state.microphone = null;
+  if (!ui.microphone.checked) return;
+  try {
+    state.microphone = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+  } catch (error) {
+    log.add(`No microphone (${error.name}): streaming the video only.`, "warn");
+  }
+}
+
+/** The swapped video (and your audio) from the server, over WebRTC. */
+function showTrack(track, stream) {
+  if (track.kind !== "video") return;
+  ui.outputVideo.srcObject = stream;
+  ui.outputVideo.play().catch(() => {}); // autoplay may wait for a gesture; Connect was one
+}
+
+// Every frame the output <video> presents counts as shown (requestVideoFrameCallback).
+function countPresentedFrames() {
+  const video = ui.outputVideo;
+  if (!video.requestVideoFrameCallback) return;
+  const presented = () => {
+    state.videoShown += 1;
+    fps.tick(performance.now());
+    ui.placeholder.hidden = true;
+    video.requestVideoFrameCallback(presented);
+  };
+  video.requestVideoFrameCallback(presented);
+}
+countPresentedFrames();
 
 ui.statsRefresh.addEventListener("click", () => connection.send(protocol.statsRequest()));
 
@@ -201,6 +261,7 @@ async function openSelectedCamera(deviceId) {
   ui.cameraStart.disabled = true;
   try {
     await openCamera(ui.video, deviceId);
+    if (connection === peer) peer.replaceCamera(ui.video.srcObject);
     await refreshCameraList();
     ui.faceSnapshot.disabled = false;
     ui.cameraStart.textContent = "Restart camera";
@@ -236,7 +297,7 @@ function startFrameLoop() {
 }
 
 function cameraFrame() {
-  if (!connection.isOpen || !ui.video.videoWidth) return;
+  if (!connection.isOpen || connection.carriesCamera || !ui.video.videoWidth) return;
   const capturedAt = performance.now();
   if (state.encoding || !state.window.canSend(capturedAt)) {
     state.skipped += 1; // the server is behind: send the next camera frame instead, not a backlog
@@ -308,10 +369,32 @@ function setSourceFace(jpeg) {
   else setNote(ui.faceStatus, "Ready: it is sent when you connect.", "info");
 }
 
-function sendSourceFace() {
-  const header = protocol.encodeHeader({ kind: protocol.Kind.SOURCE_FACE });
-  connection.send(new Blob([header, state.sourceFace]));
+async function sendSourceFace() {
   setNote(ui.faceStatus, "Sent; waiting for the server to find the face…", "info");
+  if (!connection.carriesCamera) {
+    const header = protocol.encodeHeader({ kind: protocol.Kind.SOURCE_FACE });
+    connection.send(new Blob([header, state.sourceFace]));
+    return;
+  }
+  const photo = await fitForChannel(state.sourceFace);
+  connection.send(protocol.encodeJson("source_face", { data: await blobToBase64(photo) }));
+}
+
+/** The photo as a data channel message can carry it: re-encoded smaller until its base64 fits. */
+async function fitForChannel(jpeg) {
+  const fits = (blob) => Math.ceil(blob.size / 3) * 4 + 64 <= MAX_CHANNEL_MESSAGE_BYTES;
+  if (fits(jpeg)) return jpeg;
+  const bitmap = await createImageBitmap(jpeg);
+  try {
+    let fitted = jpeg;
+    for (let width = bitmap.width; !fits(fitted) && width > 64; ) {
+      width = Math.floor(width * 0.75);
+      fitted = await snapshotEncoder.encode(bitmap, { width: bitmap.width, height: bitmap.height, maxWidth: width, quality: 0.85 });
+    }
+    return fitted;
+  } finally {
+    bitmap.close();
+  }
 }
 
 // ---- live options -------------------------------------------------------------------
@@ -375,12 +458,20 @@ function updateMeters() {
     : `${latency.median.toFixed(0)} ms · last ${latency.last.toFixed(0)}`;
   m.latency.dataset.lastMs = String(latency.last);
   m.latency.dataset.medianMs = String(latency.median);
-  m.shown.textContent = String(view.shown);
-  m.sent.textContent = String(state.sent);
+  m.shown.textContent = String(view.shown + state.videoShown);
+  m.sent.textContent = String(state.sent + state.videoSent);
   m.skipped.textContent = String(state.skipped);
   m.superseded.textContent = String(state.superseded);
-  m.inFlight.textContent = `${state.window.inFlight}/${state.window.limit}`;
+  // WebRTC has no window of JPEG frames: its encoder and congestion control pace the camera.
+  m.inFlight.textContent = connection.carriesCamera ? "–" : `${state.window.inFlight}/${state.window.limit}`;
 }
+
+// Camera frames the WebRTC encoder sent (the browser's own count), for the "sent" meter.
+setInterval(async () => {
+  if (connection !== peer || !peer.isOpen) return;
+  const sent = (await peer.stats()).find((s) => s.type === "outbound-rtp" && s.kind === "video");
+  if (sent) state.videoSent = sent.framesSent ?? 0;
+}, 1000);
 setInterval(updateMeters, METER_INTERVAL_MS);
 
 function setNote(element, text, level) {
@@ -396,7 +487,10 @@ function bindOutput(input, output, format) {
 
 // For the browser console and the end-to-end test: inspect the state, send raw messages.
 window.facestream = {
-  connection,
+  get connection() {
+    return connection;
+  },
+  peer,
   state,
   view,
   sendJson: (message) => connection.send(JSON.stringify(message)),

@@ -17,7 +17,8 @@ def ensure_chromium() -> Path:
     return ensure_program(CHROMIUM, ("chromium",))
 
 
-def chromium_args(camera_file: Path) -> list[str]:
+def chromium_args(camera_file: Path, microphone_file: Path | None = None) -> list[str]:
+    microphone = [f"--use-file-for-fake-audio-capture={microphone_file}"] if microphone_file else []
     return [
         "--headless",
         "--no-sandbox",  # we run as root in a container; Chromium's sandbox needs user namespaces
@@ -30,16 +31,18 @@ def chromium_args(camera_file: Path) -> list[str]:
         "--use-fake-ui-for-media-stream",  # grant camera permission without a prompt
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-video-capture={camera_file}",
+        *microphone,
     ]
 
 
-async def launch(playwright: Any, executable: Path, camera_file: Path, profile: Path, **options: Any) -> Any:
+async def launch(playwright: Any, executable: Path, camera_file: Path, profile: Path,
+                 microphone_file: Path | None = None, **options: Any) -> Any:
     """A fresh browser context (new user-data dir) on the system Chromium; never a downloaded browser."""
     return await playwright.chromium.launch_persistent_context(
         str(profile),
         executable_path=str(executable),
         headless=True,
-        args=chromium_args(camera_file),
+        args=chromium_args(camera_file, microphone_file),
         **options,
     )
 

@@ -41,3 +41,17 @@ def write_y4m(path: Path, images: list[np.ndarray], fps: int = FPS) -> Path:
             out.write(b"FRAME\n")
             out.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).tobytes())  # Y plane, then U, then V
     return path
+
+
+def write_wav(path: Path, seconds: float = 4.0, hz: float = 440.0, rate: int = 48000) -> Path:
+    """A tone for Chromium's fake microphone (`--use-file-for-fake-audio-capture`, 16-bit PCM WAV)."""
+    import wave
+
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (12000 * np.sin(2 * math.pi * hz * t)).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path

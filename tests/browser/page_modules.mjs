@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Backoff, Connection, defaultServerUrl, describeClose, redact, socketUrl } from "../../server/web/connection.js";
 import { LatencyMeter, RateMeter } from "../../server/web/display.js";
 import { decodeJson } from "../../server/web/protocol.js";
+import { blobToBase64, parseIceLinks, whipUrl } from "../../server/web/webrtc.js";
 
 const checks = [];
 const check = (name, fn) => checks.push([name, fn]);
@@ -181,6 +182,29 @@ check("meters: fps over the last second, latency last and median", () => {
   for (const ms of [50, -1, 10, 30, 20]) latency.add(ms); // -1: not ours to time
   assert.equal(latency.last, 20);
   assert.equal(latency.median, 20); // of the last three: 10, 30, 20
+});
+
+check("WHIP's URL is the server's, any scheme, a proxy's path prefix kept", () => {
+  assert.equal(whipUrl("ws://h:8765/"), "http://h:8765/whip");
+  assert.equal(whipUrl(" wss://example.org/face/?token=x "), "https://example.org/face/whip");
+  assert.equal(whipUrl("https://example.org/face"), "https://example.org/face/whip");
+  assert.throws(() => whipUrl("ftp://h/"), /not a ws/);
+});
+
+check("ICE servers from WHIP's Link headers, credentials with the TURN one", () => {
+  const header =
+    '<stun:stun.example.org:3478>; rel="ice-server", <turn:t.example.org:3478?transport=udp>; rel="ice-server"; ' +
+    'username="alice"; credential="p;w"; credential-type="password", <https://x/>; rel="next"';
+  assert.deepEqual(parseIceLinks(header), [
+    { urls: "stun:stun.example.org:3478" },
+    { urls: "turn:t.example.org:3478?transport=udp", username: "alice", credential: "p;w" },
+  ]);
+  assert.deepEqual(parseIceLinks(null), []);
+});
+
+check("a photo's base64 for the data channel is the bytes' base64", async () => {
+  const bytes = new Uint8Array(70000).map((_, i) => (i * 7) % 256);
+  assert.equal(await blobToBase64(new Blob([bytes])), Buffer.from(bytes).toString("base64"));
 });
 
 let passed = 0;

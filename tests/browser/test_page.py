@@ -92,6 +92,7 @@ async def test_page_streams_the_camera_and_shows_swapped_faces(
 
             await page.set_input_files("#face-file", TOM)
             await expect(page.locator("#face-status")).to_contain_text("sent when you connect")
+            await page.select_option("#transport", "websocket")  # WebRTC's page: test_page_over_webrtc
             await page.click("#connect")
             await expect(page.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
             await expect(page.locator("#face-status")).to_contain_text("Source face set", timeout=TIMEOUT_MS)
@@ -161,6 +162,68 @@ async def test_page_streams_the_camera_and_shows_swapped_faces(
             await context.close()
 
 
+async def video_image(page) -> np.ndarray:
+    """The frame the output <video> shows now."""
+    data_url = await page.evaluate("""() => {
+        const video = document.getElementById('output-video');
+        const canvas = Object.assign(document.createElement('canvas'), {width: video.videoWidth, height: video.videoHeight});
+        canvas.getContext('2d').drawImage(video, 0, 0);
+        return canvas.toDataURL('image/png');
+    }""")
+    return media.decode(base64.b64decode(data_url.split(",", 1)[1]))
+
+
+async def test_page_over_webrtc_with_the_microphone(start_server, http, chromium, camera_video, face_boxes, tmp_path):
+    server = await start_server(frame_processors=("classic",))
+    tone = fake_camera.write_wav(tmp_path / "tone.wav")
+    async with async_playwright() as pw:
+        context = await launch(pw, chromium, camera_video, tmp_path / "profile", microphone_file=tone,
+                               viewport={"width": 1280, "height": 900})
+        try:
+            page = context.pages[0] if context.pages else await context.new_page()
+            page_errors: list[str] = []
+            page.on("pageerror", lambda error: page_errors.append(str(error)))
+            await page.goto(str(server.make_url("/")))
+            await expect(page.locator("#transport")).to_have_value("webrtc")  # the default where browsers have it
+            await expect(page.locator(".badge")).to_have_text("Face-swapped video")
+            await page.check("#microphone")
+            await page.set_input_files("#face-file", TOM)
+            await page.click("#connect")
+            await expect(page.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
+            await expect(page.locator("#face-status")).to_contain_text("Source face set", timeout=TIMEOUT_MS)
+            await page.wait_for_function(
+                "Number(document.getElementById('frames-shown').textContent) > 20", timeout=TIMEOUT_MS
+            )
+            await page.wait_for_timeout(1500)  # VP8's bitrate ramps up from a low start
+            faces, background = check_swapped(await video_image(page), face_boxes)
+            assert background < 8.0, f"the video must show the camera picture: background change {background}"
+            assert sum(change > 8.0 for change in faces) >= 4, f"the faces must be swapped: {faces}"
+            assert await page.locator("#output").is_hidden()
+
+            stats = await page.evaluate("facestream.peer.stats()")
+            audio_in = [s for s in stats if s["type"] == "inbound-rtp" and s["kind"] == "audio"]
+            assert audio_in and audio_in[0]["packetsReceived"] > 20, "the microphone's audio comes back"
+            assert audio_in[0]["totalAudioEnergy"] > 0, "and it is the tone, not silence"
+            async with http.get(server.make_url("/stats")) as response:
+                served = await response.json()
+            assert served["transports"]["webrtc"]["connected_clients"] == 1
+            assert served["transports"]["webrtc"]["frames_processed"] > 20
+            assert "websocket" not in served["transports"], "no JPEG frames besides the video track"
+            await screenshot(page, tmp_path / "webrtc.png")
+
+            await page.click("#disconnect")  # DELETE /whip/<id>: the server frees the slot at once
+            for _ in range(50):
+                async with http.get(server.make_url("/stats")) as response:
+                    if (await response.json())["connected_clients"] == 0:
+                        break
+                await page.wait_for_timeout(100)
+            else:
+                raise AssertionError("the page's Disconnect did not end its WebRTC session on the server")
+            assert not page_errors, page_errors
+        finally:
+            await context.close()
+
+
 async def test_page_shows_the_servers_errors(start_server, chromium, camera_video, tmp_path):
     server = await start_server(frame_processors=("classic",))
     async with async_playwright() as pw:
@@ -168,7 +231,7 @@ async def test_page_shows_the_servers_errors(start_server, chromium, camera_vide
         try:
             page = context.pages[0] if context.pages else await context.new_page()
             await page.goto(str(server.make_url("/")))
-            await page.click("#connect")
+            await page.click("#connect")  # over WebRTC, the default: errors and options on the data channel
             await expect(page.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
 
             # A photo without a face: the confirmation's error is shown, and frames keep coming back.
@@ -193,19 +256,21 @@ async def test_page_shows_the_servers_errors(start_server, chromium, camera_vide
             await context.close()
 
 
-async def test_page_sends_the_token_and_explains_a_refusal(start_server, chromium, camera_video, tmp_path):
+@pytest.mark.parametrize("transport", ["webrtc", "websocket"])
+async def test_page_sends_the_token_and_explains_a_refusal(start_server, chromium, camera_video, tmp_path, transport):
     server = await start_server(tokens=("s3cret",))
     async with async_playwright() as pw:
         context = await launch(pw, chromium, camera_video, tmp_path / "profile")
         try:
             page = context.pages[0] if context.pages else await context.new_page()
             await page.goto(str(server.make_url("/")))  # the page itself needs no token
+            await page.select_option("#transport", transport)
             await page.click("#connect")
             await expect(page.locator("#status")).to_contain_text("Could not connect", timeout=TIMEOUT_MS)
             await expect(page.locator("#messages")).to_contain_text("token")
             await expect(page.locator("#connect")).to_be_enabled()
 
-            await page.fill("#token", "s3cret")  # sent as ?token=, as browsers cannot set headers
+            await page.fill("#token", "s3cret")  # WebSocket: as ?token= (no headers there); WebRTC: Bearer
             await page.click("#connect")
             await expect(page.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
             await expect(page.locator("body")).not_to_contain_text("s3cret")  # messages show URLs with token=***

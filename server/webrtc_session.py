@@ -29,6 +29,7 @@ from protocol.webrtc import CONTROL_LABEL, VIDEO_CLOCK
 
 from .session import Preparers, Scheduling
 from .pipeline import FrameWork
+from .rtp_buffers import hold_audio_less, release_video_at_marker
 from .session_core import FrameJob, ReadyAt, SessionCore
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ log = logging.getLogger(__name__)
 REPEAT_AFTER_S = 0.5  # with no new result for this long, the outgoing track repeats the last one
 CONTROL_INBOX = 64  # control messages received and not yet handled before more are refused
 DELAY_SMOOTHING = 0.1  # weight of each delivered frame in the video delay the audio follows
+
+
+def smoothed(average: float, sample: float) -> float:
+    """An exponentially weighted average that starts at its first sample."""
+    return average + DELAY_SMOOTHING * (sample - average) if average else sample
 
 
 def camera_pixels(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
@@ -58,8 +64,13 @@ class ProcessedVideo(MediaStreamTrack):
         self._session = session
         self._started = time.monotonic()
         self._last: av.VideoFrame | None = None
+        self._handed_at = 0.0
 
     async def recv(self) -> av.VideoFrame:
+        # aiortc asks for a frame once it has encoded and sent the one before: that time is
+        # part of the video's lag, which the returned audio matches.
+        if self._handed_at:
+            self._session.encode_s = smoothed(self._session.encode_s, time.monotonic() - self._handed_at)
         frame = await self._session.next_frame(self._last is None)
         if frame is None:  # nothing new for a while: the last swapped frame again, never the camera
             assert self._last is not None  # (the encoder is done with it: it asks for one frame at a time)
@@ -67,18 +78,21 @@ class ProcessedVideo(MediaStreamTrack):
         frame.pts = round((time.monotonic() - self._started) / VIDEO_CLOCK)
         frame.time_base = VIDEO_CLOCK
         self._last = frame
+        self._handed_at = time.monotonic()
         return frame
 
 
 class DelayedAudio(MediaStreamTrack):
-    """The client's audio, each frame held back by the video's current delay so that the
-    returned sound and the swapped picture stay in step (lip sync in a video call)."""
+    """The client's audio, each frame held back so that it leaves with the video frame captured
+    at the same moment (lip sync in a video call): by the video's lag (`video_lag_s`), less
+    what aiortc's receiver already held the audio (`held_packets` of it)."""
 
     kind = "audio"
 
-    def __init__(self, source: MediaStreamTrack, delay_s: Callable[[], float]) -> None:
+    def __init__(self, source: MediaStreamTrack, video_lag_s: Callable[[], float], held_packets: int) -> None:
         super().__init__()
-        self._delay_s = delay_s
+        self._video_lag_s = video_lag_s
+        self._held_packets = held_packets
         self._held: collections.deque[tuple[float, av.AudioFrame | None]] = collections.deque()  # None: ended
         self._arrived = asyncio.Event()
         self._reader = asyncio.create_task(self._read(source), name="audio-in")
@@ -101,7 +115,8 @@ class DelayedAudio(MediaStreamTrack):
         if frame is None:
             self.stop()
             raise MediaStreamError
-        wait = arrived + self._delay_s() - time.monotonic()
+        held_s = self._held_packets * frame.samples / frame.sample_rate
+        wait = arrived + self._video_lag_s() - held_s - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
         return frame
@@ -129,8 +144,12 @@ class PeerSession:
         self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue(CONTROL_INBOX)
         self._control_ready = asyncio.Event()
         self._result_ready = asyncio.Event()
-        self._video_delay_s = 0.0
+        self._video_delay_s = 0.0  # arrival (decoded) to hand-over to the encoder, smoothed
+        self._frame_interval_s = 0.0  # between decoded camera frames, smoothed
+        self.encode_s = 0.0  # aiortc's encoding and sending of a returned frame, smoothed
+        self._last_offer = 0.0
         self._has_video = False
+        self._video_held_a_frame = True  # aiortc's rule, unless its buffer could be replaced
         self._tasks = [asyncio.create_task(self._read_control(), name=f"control-in-{core.client_id}"),
                        asyncio.create_task(self._send_control(), name=f"control-out-{core.client_id}")]
         self._closing: asyncio.Task[None] | None = None
@@ -158,12 +177,20 @@ class PeerSession:
 
     # ---- media -----------------------------------------------------------------------
     def _on_track(self, track: MediaStreamTrack) -> None:
+        receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
         if track.kind == "video" and not self._has_video:
             self._has_video = True
+            self._video_held_a_frame = not release_video_at_marker(receiver)
             self._tasks.append(asyncio.create_task(self._read_video(track), name=f"video-in-{self.client_id}"))
             self.pc.addTrack(ProcessedVideo(self))
         elif track.kind == "audio":
-            self.pc.addTrack(DelayedAudio(track, lambda: self._video_delay_s))
+            self.pc.addTrack(DelayedAudio(track, self._video_lag_s, hold_audio_less(receiver)))
+
+    def _video_lag_s(self) -> float:
+        """From a camera frame's arrival here to its result leaving: what aiortc's receiver held
+        it, the server's processing, and aiortc's encoding and sending."""
+        held = self._frame_interval_s if self._video_held_a_frame else 0.0
+        return held + self._video_delay_s + self.encode_s
 
     async def _read_video(self, track: MediaStreamTrack) -> None:
         while True:
@@ -171,7 +198,11 @@ class PeerSession:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            action = self.core.offer_pixels(camera_pixels(frame), float(frame.time or 0.0), time.monotonic())
+            now = time.monotonic()
+            if self._last_offer:
+                self._frame_interval_s = smoothed(self._frame_interval_s, now - self._last_offer)
+            self._last_offer = now
+            action = self.core.offer_pixels(camera_pixels(frame), float(frame.time or 0.0), now)
             if isinstance(action, ReadyAt):
                 self._batcher.mark_ready(self, action.time)
 
@@ -184,8 +215,7 @@ class PeerSession:
                 job, frame = taken
                 now = time.monotonic()
                 self.core.delivered(job, now)
-                delay = now - job.received_at
-                self._video_delay_s += DELAY_SMOOTHING * (delay - self._video_delay_s) if self._video_delay_s else delay
+                self._video_delay_s = smoothed(self._video_delay_s, now - job.received_at)
                 assert isinstance(frame, av.VideoFrame)
                 return frame
             self._result_ready.clear()

@@ -245,3 +245,23 @@ async def test_the_clients_audio_comes_back_and_drain_asks_to_reconnect(start_se
         assert reconnect.reason == "server draining"
     finally:
         await peer.close(http)
+
+
+async def test_h264_where_the_client_prefers_it(start_server, http):
+    from aiortc import RTCRtpSender
+
+    server = await start_server()
+    peer = TestPeer(media.group_photo())
+    h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
+    [transceiver] = [t for t in peer.pc.getTransceivers() if t.kind == "video"]
+    transceiver.setCodecPreferences(h264)
+    try:
+        await peer.connect(http, str(server.make_url("/")))
+        await wait_for(lambda: peer.received >= 10)
+        answer = peer.pc.remoteDescription.sdp
+        video = answer[answer.index("m=video"):]
+        assert "H264/90000" in video and "VP8/90000" not in video, "the answer keeps the client's H.264"
+        returned = peer.frames[-1][1]
+        assert np.abs(returned.astype(np.int16) - media.group_photo()).mean() < 12  # the picture, through H.264
+    finally:
+        await peer.close(http)

@@ -6,10 +6,13 @@ one server restart do not all knock again in the same instant.
 """
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 
 from .errors import ConnectError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,6 +69,14 @@ class ConnectRetries:
         self.failures += 1
         if not self.connected_once and self.failures > self.retries:
             raise ConnectError(f"{why} (gave up after {attempts(self.failures)})")
+
+    def retry_delay(self, why: str, backoff: Backoff) -> float:
+        """A failed attempt that may be retried: count it (giving up when it is time), say
+        why, and return how long to wait before the next."""
+        self.failed(why)
+        delay = backoff.next_delay()
+        log.warning("%s; retrying in %.1f s", why, delay)
+        return delay
 
     def connected(self) -> None:
         self.connected_once, self.failures = True, 0

@@ -184,10 +184,7 @@ class StreamClient:
             try:
                 ws = await self.unless_stopped(open_websocket(http, self.config))
             except RetryableConnectError as exc:
-                retries.failed(str(exc))
-                delay = backoff.next_delay()
-                log.warning("%s; retrying in %.1f s", exc, delay)
-                await self.sleep(delay)
+                await self.sleep(retries.retry_delay(str(exc), backoff))
                 continue
             if ws is None:
                 return  # stopped while connecting
@@ -467,10 +464,7 @@ async def fetch_stats(config: ClientConfig) -> dict[str, Any]:
                 ws = await open_websocket(http, config)
                 break
             except RetryableConnectError as exc:
-                retries.failed(str(exc))
-                delay = backoff.next_delay()
-                log.warning("%s; retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(retries.retry_delay(str(exc), backoff))
         try:
             await send_message(ws, StatsRequest(), binary=False)
             deadline = time.monotonic() + STATS_TIMEOUT_S

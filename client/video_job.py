@@ -112,10 +112,7 @@ class VideoJob:
                 try:
                     ws = await open_websocket(http, self.config, protocols=(JOB,))
                 except RetryableConnectError as exc:
-                    retries.failed(str(exc))
-                    delay = backoff.next_delay()
-                    log.warning("%s; retrying in %.1f s", exc, delay)
-                    await self._sleep(delay)
+                    await self._sleep(retries.retry_delay(str(exc), backoff))
                     continue
                 try:
                     if ws.protocol != JOB:

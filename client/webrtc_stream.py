@@ -206,10 +206,7 @@ async def stream_webrtc(client: "StreamClient", http: aiohttp.ClientSession) -> 
             elif link.reconnect is None and not client.stopping:
                 retries.failed(f"{config.server_url} never confirmed the source face over WebRTC")
         except RetryableConnectError as exc:
-            retries.failed(str(exc))
-            delay = backoff.next_delay()
-            log.warning("%s; retrying in %.1f s", exc, delay)
-            await client.sleep(delay)
+            await client.sleep(retries.retry_delay(str(exc), backoff))
             continue
         finally:
             if resource is not None:

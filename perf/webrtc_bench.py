@@ -54,6 +54,7 @@ from perf.frames import moving_sequence, source_face  # noqa: E402
 from perf.spawn import cpu_seconds, spawned_server  # noqa: E402
 from protocol import SourceFace, SourceFaceConfirmation, decode_json, encode_json  # noqa: E402
 from protocol.webrtc import CONTROL_LABEL  # noqa: E402
+from server.rtp_buffers import MarkedFrameBuffer, hold_audio_less, release_video_at_marker  # noqa: E402
 
 log = logging.getLogger("webrtc_bench")
 
@@ -135,9 +136,21 @@ class Peer:
         self.audio_in: list[tuple[float, float]] = []  # (arrival, RMS)
         self.read_barcodes = False
         self.readers: list[asyncio.Task[None]] = []
-        self.pc.on("track", lambda track: self.readers.append(asyncio.create_task(self._read(track))))
+        self.pc.on("track", self._on_track)
+        self.video_buffer: MarkedFrameBuffer | None = None
+        self.audio_held = 0
         self.whip: Whip | None = None
         self.resource = None
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        """The server's own receive buffers here too, so that a frame's arrival is when its
+        packets were all in, not after decoding (which this busy machine makes wait)."""
+        receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
+        if track.kind == "video":
+            self.video_buffer = release_video_at_marker(receiver)
+        else:
+            self.audio_held = hold_audio_less(receiver)
+        self.readers.append(asyncio.create_task(self._read(track)))
 
     async def _read(self, track: MediaStreamTrack) -> None:
         try:
@@ -148,8 +161,9 @@ class Peer:
                     samples = frame.to_ndarray().astype(np.float32)
                     self.audio_in.append((now, float(np.sqrt(np.mean(samples ** 2)))))
                 else:
+                    completed = self.video_buffer.completed_at(frame.pts) if self.video_buffer else None
                     index = read_barcode(frame.to_ndarray(format="gray")) if self.read_barcodes else 0
-                    self.video_in.append((now, index))
+                    self.video_in.append((completed or now, index))
         except MediaStreamError:
             pass
 
@@ -270,9 +284,9 @@ def onsets(events: list[tuple[float, float]], threshold: float) -> list[float]:
 async def av_offset(http: aiohttp.ClientSession, server, scene: np.ndarray, face: bytes, seconds: float) -> list[float]:
     """Audio's lag minus video's, as the server sent them, once per beep (seconds).
 
-    Send times are recovered from arrivals here: this aiortc receiver releases an audio
-    packet when 4 more have come (80 ms after it was sent), and a video frame when the next
-    frame's first packet comes (so a frame was sent about when the one before it arrived)."""
+    Send times are recovered from arrivals here, with the server's receive buffers: a video
+    frame's is when its last packet came, an audio packet's when it was released less the
+    packets its buffer held back (20 ms each)."""
     clock = Clock()
     peer = Peer(BarcodedVideo(clock, scene), BeepAudio(clock))
     peer.read_barcodes = True
@@ -281,11 +295,10 @@ async def av_offset(http: aiohttp.ClientSession, server, scene: np.ndarray, face
         await asyncio.sleep(WARM_UP_S + seconds)
     finally:
         await peer.close(http)
-    video_sent = [(previous_arrival, previous_arrival - (clock.started + index / FPS))
-                  for (previous_arrival, _), (_, index) in zip(peer.video_in, peer.video_in[1:])]
+    video_sent = [(arrival, arrival - (clock.started + index / FPS)) for arrival, index in peer.video_in]
     offsets = []
     for arrival in onsets(peer.audio_in, 2000.0)[1:]:  # the first may come before the stream settled
-        sent = arrival - 4 * AUDIO_FRAME_S
+        sent = arrival - peer.audio_held * AUDIO_FRAME_S
         beep = clock.started + FLASH_EVERY_S * ((sent - clock.started) // FLASH_EVERY_S)
         near = [lag for moment, lag in video_sent if abs(moment - sent) < 0.5]
         if near:

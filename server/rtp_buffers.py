@@ -10,7 +10,9 @@ says so, and the callers learn what the buffers hold from the return values.
 """
 from __future__ import annotations
 
+import collections
 import logging
+import time
 
 from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -22,17 +24,39 @@ _BUFFER = "_RTCRtpReceiver__jitter_buffer"
 AUDIO_PREFETCH_PACKETS = 1  # a packet leaves when the next is in (20 ms): gaps still wait for a late one
 AIORTC_AUDIO_PREFETCH = 4
 VIDEO_CAPACITY = 512  # aiortc's own for video
+COMPLETED_KEPT = 64  # frames whose completion time waits to be read (the decoder drops some)
 
 
 class MarkedFrameBuffer(JitterBuffer):
     """aiortc's video jitter buffer, but a frame leaves as soon as its packets are all in:
-    contiguous from the oldest, the last one with the RTP marker bit (its frame's end)."""
+    contiguous from the oldest, the last one with the RTP marker bit (its frame's end).
+
+    It also notes when each frame was complete, so the server's clock for a frame can start
+    there rather than after aiortc's decoder (which a busy machine makes wait)."""
+
+    def __init__(self, capacity: int, is_video: bool = True) -> None:
+        super().__init__(capacity=capacity, is_video=is_video)
+        self._completed: collections.OrderedDict[int, float] = collections.OrderedDict()
+        self._first_timestamp: int | None = None
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         pli_flag, frame = super().add(packet)
         if frame is None and self._origin is not None:
             frame = self._take_marked_frame()
+        if frame is not None:
+            self._note_completed(frame.timestamp)
         return pli_flag, frame
+
+    def _note_completed(self, timestamp: int) -> None:
+        if self._first_timestamp is None:
+            self._first_timestamp = timestamp  # aiortc's frame timestamps count from the first frame
+        self._completed[(timestamp - self._first_timestamp) & 0xFFFFFFFF] = time.monotonic()
+        while len(self._completed) > COMPLETED_KEPT:
+            self._completed.popitem(last=False)
+
+    def completed_at(self, pts: int) -> float | None:
+        """When the frame that decoded with this `pts` was complete (time.monotonic())."""
+        return self._completed.pop(pts & 0xFFFFFFFF, None)
 
     def _take_marked_frame(self) -> JitterFrame | None:
         assert self._origin is not None
@@ -48,14 +72,15 @@ class MarkedFrameBuffer(JitterBuffer):
         return None
 
 
-def release_video_at_marker(receiver: RTCRtpReceiver) -> bool:
-    """Give a video receiver a `MarkedFrameBuffer`; False (aiortc's one-frame hold stays) if
+def release_video_at_marker(receiver: RTCRtpReceiver) -> MarkedFrameBuffer | None:
+    """Give a video receiver a `MarkedFrameBuffer`; None (aiortc's one-frame hold stays) if
     its buffer is not where it was."""
     if not isinstance(getattr(receiver, _BUFFER, None), JitterBuffer):
         log.warning("aiortc's video jitter buffer was not found: camera frames wait one frame longer")
-        return False
-    setattr(receiver, _BUFFER, MarkedFrameBuffer(capacity=VIDEO_CAPACITY, is_video=True))
-    return True
+        return None
+    buffer = MarkedFrameBuffer(capacity=VIDEO_CAPACITY, is_video=True)
+    setattr(receiver, _BUFFER, buffer)
+    return buffer
 
 
 def hold_audio_less(receiver: RTCRtpReceiver) -> int:

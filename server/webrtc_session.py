@@ -29,7 +29,7 @@ from protocol.webrtc import CONTROL_LABEL, VIDEO_CLOCK
 
 from .session import Preparers, Scheduling
 from .pipeline import FrameWork
-from .rtp_buffers import hold_audio_less, release_video_at_marker
+from .rtp_buffers import MarkedFrameBuffer, hold_audio_less, release_video_at_marker
 from .session_core import FrameJob, ReadyAt, SessionCore
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class PeerSession:
         self.encode_s = 0.0  # aiortc's encoding and sending of a returned frame, smoothed
         self._last_offer = 0.0
         self._has_video = False
-        self._video_held_a_frame = True  # aiortc's rule, unless its buffer could be replaced
+        self._video_buffer: MarkedFrameBuffer | None = None  # None: aiortc's own, which holds a frame
         self._tasks = [asyncio.create_task(self._read_control(), name=f"control-in-{core.client_id}"),
                        asyncio.create_task(self._send_control(), name=f"control-out-{core.client_id}")]
         self._closing: asyncio.Task[None] | None = None
@@ -180,7 +180,7 @@ class PeerSession:
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
         if track.kind == "video" and not self._has_video:
             self._has_video = True
-            self._video_held_a_frame = not release_video_at_marker(receiver)
+            self._video_buffer = release_video_at_marker(receiver)
             self._tasks.append(asyncio.create_task(self._read_video(track), name=f"video-in-{self.client_id}"))
             self.pc.addTrack(ProcessedVideo(self))
         elif track.kind == "audio":
@@ -189,7 +189,7 @@ class PeerSession:
     def _video_lag_s(self) -> float:
         """From a camera frame's arrival here to its result leaving: what aiortc's receiver held
         it, the server's processing, and aiortc's encoding and sending."""
-        held = self._frame_interval_s if self._video_held_a_frame else 0.0
+        held = self._frame_interval_s if self._video_buffer is None else 0.0
         return held + self._video_delay_s + self.encode_s
 
     async def _read_video(self, track: MediaStreamTrack) -> None:
@@ -202,7 +202,10 @@ class PeerSession:
             if self._last_offer:
                 self._frame_interval_s = smoothed(self._frame_interval_s, now - self._last_offer)
             self._last_offer = now
-            action = self.core.offer_pixels(camera_pixels(frame), float(frame.time or 0.0), now)
+            # The frame's clock starts when its packets were all in, before aiortc decoded it.
+            completed = self._video_buffer.completed_at(frame.pts) if self._video_buffer and frame.pts is not None else None
+            arrived = min(now, completed) if completed is not None else now
+            action = self.core.offer_pixels(camera_pixels(frame), float(frame.time or 0.0), arrived)
             if isinstance(action, ReadyAt):
                 self._batcher.mark_ready(self, action.time)
 

@@ -32,6 +32,10 @@ def test_aiortc_holds_a_frame_until_the_next_one_and_ours_releases_it_at_its_mar
     assert late is not None and late.data == b"ab"
     assert ours.add(packet(102, 6000, b"c"))[1] is None  # ours: frame 2 has not ended yet
     assert ours.add(packet(103, 6000, b"d", marker=True))[1].data == b"cd"
+    # When each was complete, by the timestamp aiortc's decoder gives it (from the first frame's).
+    first, second = ours.completed_at(0), ours.completed_at(3000)
+    assert first is not None and second is not None and first <= second
+    assert ours.completed_at(3000) is None  # read once
 
 
 def test_a_frame_with_a_missing_packet_waits_and_leaves_whole_once_it_comes():
@@ -47,8 +51,8 @@ async def test_a_real_receivers_buffers_are_replaced_and_cut():
     try:
         video = pc.addTransceiver("video", direction="sendrecv").receiver
         audio = pc.addTransceiver("audio", direction="sendrecv").receiver
-        assert release_video_at_marker(video) is True
-        assert isinstance(video._RTCRtpReceiver__jitter_buffer, MarkedFrameBuffer)  # aiortc's attribute, checked
+        buffer = release_video_at_marker(video)
+        assert isinstance(buffer, MarkedFrameBuffer) and video._RTCRtpReceiver__jitter_buffer is buffer  # aiortc's own attribute
         assert hold_audio_less(audio) == AUDIO_PREFETCH_PACKETS
         assert audio._RTCRtpReceiver__jitter_buffer._prefetch == AUDIO_PREFETCH_PACKETS
     finally:

@@ -5,7 +5,11 @@ Real swap, real faces (a clip of t1.jpg in slow motion: six faces, 640x480), the
 
 1. `saturated`: the server's throughput from perf/latency_probe.py on the same scene, with
    clients sending as fast as their windows allow. The job alone should reach at least 0.9x.
-2. `job`: one job alone: its frames/s (from the client's summary) and the batch size.
+2. `job`: one job alone: its frames/s (from the client's summary) and the batch size; and
+   `driven job`: the same job protocol from a driver that sends ready JPEGs (the probe's
+   frames) with the client's window of 16, so the server, not the client's decoding and
+   encoding on this machine's two cores, sets the pace: the job's throughput as the
+   server gives it, and how many of its frames share a batch.
 3. `live` vs `live+job`: a few paced live clients (`--live-clients` x `--live-fps`) alone,
    then the same with a job running: their p99 should stay within 1.3x, and what the job
    got meanwhile is reported.
@@ -25,13 +29,20 @@ import signal
 import statistics
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import aiohttp  # noqa: E402
+
 from client.__main__ import run_loop  # noqa: E402
+from client.config import ClientConfig  # noqa: E402
 from client.connection import decode_jpeg  # noqa: E402
+from client.transport import decode_message, open_websocket, send_message  # noqa: E402
+from client.video_job import JOB_WINDOW  # noqa: E402
+from protocol import JOB, Error, Frame, ProcessedFrame, SourceFace, SourceFaceConfirmation  # noqa: E402
 from perf.frames import LOOP_FRAMES, moving_sequence, source_face, write_clip  # noqa: E402
 from perf.gpu_sim_bench import server_args as simulated_server_args  # noqa: E402
 from perf.latency_probe import ProbeConfig, run_probe  # noqa: E402
@@ -69,6 +80,42 @@ async def job_result(process: asyncio.subprocess.Process) -> tuple[int, float]:
     return int(frames), int(frames) / float(seconds)
 
 
+async def stats(http: aiohttp.ClientSession, server) -> dict:
+    async with http.get(f"{server.http_url}/stats") as response:
+        return await response.json()
+
+
+async def drive_job(server, face: bytes, frames: tuple[bytes, ...], count: int) -> tuple[float, float]:
+    """A job of `count` ready JPEGs over the job protocol, `JOB_WINDOW` unanswered at most, as
+    fast as the server answers: (frames/s, frames per batch while it ran)."""
+    config = ClientConfig(server_url=server.ws_url, binary=True)
+    async with aiohttp.ClientSession() as http:
+        ws = await open_websocket(http, config, protocols=(JOB,))
+        try:
+            await send_message(ws, SourceFace(image=face), binary=True)
+            while not isinstance(decode_message(await ws.receive(timeout=120)), SourceFaceConfirmation):
+                pass
+            before = await stats(http, server)
+            started, sent, answered = time.perf_counter(), 0, 0
+            while answered < count:
+                while sent < count and sent - answered < JOB_WINDOW:
+                    frame = Frame(jpeg=frames[sent % len(frames)], timestamp=sent / 30, seq=sent)
+                    await send_message(ws, frame, binary=True)
+                    sent += 1
+                message = decode_message(await ws.receive(timeout=120))
+                if isinstance(message, ProcessedFrame):
+                    assert message.seq == answered, f"answers out of order: {message.seq} after {answered - 1}"
+                    answered += 1
+                elif isinstance(message, Error) and message.seq is not None:
+                    answered += 1
+            elapsed = time.perf_counter() - started
+            after = await stats(http, server)
+        finally:
+            await ws.close()
+    batches = after["batches"] - before["batches"]
+    return count / elapsed, (after["batched_frames"] - before["batched_frames"]) / max(batches, 1)
+
+
 async def measure(args: argparse.Namespace, server_args: tuple[str, ...], workdir: Path) -> None:
     face = workdir / "face.jpg"
     face.write_bytes(source_face(0)[1])
@@ -78,7 +125,8 @@ async def measure(args: argparse.Namespace, server_args: tuple[str, ...], workdi
     rows: dict[str, list[float]] = {
         "saturated fps": [], "job fps": [], "saturated server CPU ms/frame": [], "job server CPU ms/frame": [],
         "job client CPU ms/frame": [], "live p99 ms": [], "live+job p99 ms": [], "live fps": [],
-        "live+job live fps": [], "job fps beside live": []}
+        "live+job live fps": [], "job fps beside live": [], "driven job fps": [], "driven job batch": [],
+        "live+driven job p99 ms": [], "driven job fps beside live": []}
     for _ in range(args.repeat):
         saturated = await run_probe(replace(base, clients=4, fps=0.0, pacing=False))
         rows["saturated fps"].append(saturated.fps)
@@ -98,6 +146,10 @@ async def measure(args: argparse.Namespace, server_args: tuple[str, ...], workdi
             rows["job fps"].append(fps)
             rows["job server CPU ms/frame"].append(1000 * (cpu_seconds(server.process.pid) - server_cpu) / frames)
             rows["job client CPU ms/frame"].append(1000 * client_cpu / frames)
+        async with spawned_server(server_args) as server:
+            fps, batch = await drive_job(server, face.read_bytes(), moving_sequence("group", 640, 480, 95), args.frames)
+            rows["driven job fps"].append(fps)
+            rows["driven job batch"].append(batch)
         live = replace(base, clients=args.live_clients, fps=args.live_fps)
         alone = await run_probe(live)
         rows["live p99 ms"].append(alone.latency.p99_ms)
@@ -110,14 +162,28 @@ async def measure(args: argparse.Namespace, server_args: tuple[str, ...], workdi
             rows["job fps beside live"].append((await job_result(job))[1])
         rows["live+job p99 ms"].append(beside.latency.p99_ms)
         rows["live+job live fps"].append(beside.fps)
+        async with spawned_server(server_args) as server:  # the driven job beside them: the server's share alone
+            driven = asyncio.ensure_future(drive_job(server, face.read_bytes(), moving_sequence("group", 640, 480, 95),
+                                                     100_000))
+            await asyncio.sleep(2.0)
+            beside = await run_probe(replace(live, spawn=False, server_url=server.ws_url))
+            driven.cancel()
+            await asyncio.gather(driven, return_exceptions=True)
+        rows["live+driven job p99 ms"].append(beside.latency.p99_ms)
+        processed = beside.server_after["frames_processed"] - beside.server_before["frames_processed"]
+        rows["driven job fps beside live"].append(processed / beside.duration_s - beside.fps)
     medians = {name: statistics.median(values) for name, values in rows.items()}
     for name, value in medians.items():
         print(f"{name:24s} {value:8.1f}   (runs: {', '.join(f'{v:.1f}' for v in rows[name])})")
     print(f"job / saturated: {medians['job fps'] / medians['saturated fps']:.2f}x (goal: at least 0.9x; the job's "
           f"client shares this machine's cores, the probe's clients send ready JPEGs)")
+    print(f"driven job / saturated: {medians['driven job fps'] / medians['saturated fps']:.2f}x, "
+          f"{medians['driven job batch']:.1f} frames a batch (ready JPEGs: the server's pace, not the client's)")
     print(f"server CPU per frame, job / saturated: "
           f"{medians['job server CPU ms/frame'] / medians['saturated server CPU ms/frame']:.2f}x")
     print(f"live p99 with a job / without: {medians['live+job p99 ms'] / medians['live p99 ms']:.2f}x (goal: at most 1.3x)")
+    print(f"live p99 with a driven job / without: {medians['live+driven job p99 ms'] / medians['live p99 ms']:.2f}x "
+          "(the job's client off this machine's cores)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

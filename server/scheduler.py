@@ -29,10 +29,9 @@ each is one more to take. A batch takes the live clients' frames first and fills
 leave with a job's, in order, several a batch where the device gains from them. While live
 clients stream, a job may make no batch more than `JOB_SLACK` slower than the live frames
 alone would take (or than one frame, for a batch of the job's only), and a batch of the
-job's only starts only when no other batch is in flight, and on the CPU not when a live
-frame is due before it would end: so what a live frame waits for, the batch it is in or
-the one before it, and the host cores its batch shares, stay about as they would without
-a job. With no live client the job's batches grow as the target allows.
+job's only starts only when no other batch is in flight, and not when a live frame is due
+before it would end: so what a live frame waits for, the batch it is in or the one before
+it, and the host cores its batch shares, stay about as they would without a job. With no live client the job's batches grow as the target allows.
 
 **Pace the clients that ask.** A client's turn comes once per `active clients x service
 time per frame`; a paced client (docs/protocol.md, "Pacing") is told to send its next
@@ -56,7 +55,7 @@ ACTIVE_WINDOW_S = 2.0  # a client that offered a frame this recently shares the 
 PROBE_EVERY = 4  # batches between tries of a size the fit has not seen
 KNEE = 0.1  # a batch grows only while that buys more than this share of throughput
 JOB_SLACK = 0.25  # while live clients stream, a job's frames may make a batch this much slower, no more
-LIVE_GRACE_S = 0.015  # a live frame this late is no longer waited for (CPU: see `_live_frame_due`)
+LIVE_GRACE_S = 0.015  # a live frame this late is no longer waited for (see `_live_frame_due`)
 TAKE_TOLERANCE_S = 0.0005  # closer than this to its time, a batch is taken now (the loop is no finer)
 
 
@@ -146,7 +145,7 @@ class Scheduler(Generic[M]):
         if len(live) < len(eligible) and self._live_streaming(now):
             if not live and self._in_flight:
                 return Wait(None)  # a job's own batch waits until the host has nothing else to do
-            due = self._live_frame_due(now) if not live and self.device_is_host else None
+            due = self._live_frame_due(now) if not live else None
             if due is not None:
                 return Wait(due + LIVE_GRACE_S)
             size = min(size, self._room_beside_live(len(live)))
@@ -172,13 +171,15 @@ class Scheduler(Generic[M]):
         return any(at >= now - ACTIVE_WINDOW_S and client not in self._jobs for client, at in self._last_ready.items())
 
     def _live_frame_due(self, now: float) -> float | None:
-        """On the CPU a batch holds every core until it is done, so a job's frame taken now
-        would make a live frame due before it ends wait for all of it: when the next live
-        frame is due within one frame's processing (each live client's usual spacing after its
-        last), and not already later than `LIVE_GRACE_S`, the job waits for it."""
-        if not self._busy_cost.known:
+        """A job's frame taken now holds host cores until its batch ends: on the CPU all of
+        them (a live frame due meanwhile waits for all of it), beside a separate device the
+        host pool's, which the live frame's own decode, crops and encode would share. When
+        the next live frame is due within one frame's batch (each live client's usual
+        spacing after its last), and not already later than `LIVE_GRACE_S`, the job waits."""
+        span = self._busy_cost if self.device_is_host else self.batch_time
+        if not span.known:
             return None
-        horizon = now + self._busy_cost.predict(1)
+        horizon = now + span.predict(1)
         due = [self._last_ready[client] + gap for client, gap in self._live_gaps.items()]
         return min((at for at in due if now - LIVE_GRACE_S < at <= horizon), default=None)
 

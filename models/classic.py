@@ -31,7 +31,9 @@ WARP_DETAIL = 0.3
 
 
 @dataclass(frozen=True)
-class ClassicSource:
+class WarpSource:
+    """A source photo made ready for the warp: what every frame's swap reads, computed once."""
+
     image: np.ndarray  # BGR crop around the source face
     usable: np.ndarray  # uint8 mask of `image`: the face's hull, where the photo has real pixels
     landmarks: np.ndarray  # (106, 2), or the (5, 2) keypoints without a landmark model; `image` coordinates
@@ -46,13 +48,13 @@ def _outline(face: Face) -> tuple[np.ndarray, float]:
     return face.kps, KEYPOINT_MARGIN
 
 
-def prepare_source(photo: SourcePhoto) -> ClassicSource:
+def prepare_source(photo: SourcePhoto) -> WarpSource:
     points, margin = _outline(photo.face)
     roi = Roi.around(points, max(margin, SOURCE_PAD), photo.image.shape[0], photo.image.shape[1])
     crop = np.ascontiguousarray(roi.of(photo.image))
     points = (points - roi.origin).astype(np.float32)
     usable = cv2.bitwise_and(face_mask(points, crop.shape[:2]), np.ascontiguousarray(roi.of(photo.valid)))
-    return ClassicSource(
+    return WarpSource(
         image=crop,
         usable=usable,
         landmarks=points,
@@ -61,7 +63,7 @@ def prepare_source(photo: SourcePhoto) -> ClassicSource:
     )
 
 
-def _warp_maps(target: np.ndarray, source: ClassicSource, shape: tuple[int, int],
+def _warp_maps(target: np.ndarray, source: WarpSource, shape: tuple[int, int],
                detail: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel source coordinates for an ROI whose landmarks are `target` (ROI coordinates).
 
@@ -94,7 +96,7 @@ def _affine_maps(per_pixel: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndar
     return map_x.astype(np.float32), map_y.astype(np.float32)
 
 
-def swap_face(frame: np.ndarray, face: Face, source: ClassicSource, options: Mapping[str, object],
+def swap_face(frame: np.ndarray, face: Face, source: WarpSource, options: Mapping[str, object],
               detail: float = WARP_DETAIL) -> None:
     """Paint `source` over `face` in `frame`, in place, inside the face's ROI only."""
     patch = render(frame.shape, face, source, detail)
@@ -102,7 +104,7 @@ def swap_face(frame: np.ndarray, face: Face, source: ClassicSource, options: Map
         paste(frame, [patch], options)
 
 
-def render(frame_shape: tuple[int, ...], face: Face, source: ClassicSource, detail: float = WARP_DETAIL) -> Patch | None:
+def render(frame_shape: tuple[int, ...], face: Face, source: WarpSource, detail: float = WARP_DETAIL) -> Patch | None:
     """`source` warped onto `face`, with its mask: the costly part of a swap, independent of the
     frame's pixels (None: the face lies outside the frame)."""
     points, margin = _outline(face)

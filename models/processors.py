@@ -164,7 +164,7 @@ def _analyse(analyser: FaceAnalyser, frames: Sequence[np.ndarray], contexts: Seq
 
 @dataclass(frozen=True)
 class ClassicSource:
-    swap: classic.ClassicSource
+    swap: classic.WarpSource
     note: str
 
 

@@ -181,23 +181,6 @@ def face_flicker(outputs: Sequence[np.ndarray], clip: Clip, base_faces: Sequence
     return float(np.mean(diffs))
 
 
-def detrended_jitter_px(errors: np.ndarray, window: int = 15) -> float:
-    """Jitter as a viewer sees it: the error's deviation from its own moving average.
-
-    A detector's error on a drifting still photo has a slow part (its bias changes with the
-    sub-pixel phase) that no temporal filter can or should remove; what flickers on screen
-    is the fast part, left after subtracting a `window`-frame moving average.
-    """
-    kernel = np.ones(window) / window
-    fast = []
-    for series in errors.reshape(errors.shape[0], -1).T:
-        if np.isnan(series).any():
-            continue
-        trend = np.convolve(series, kernel, mode="valid")
-        fast.append(series[window // 2: window // 2 + trend.size] - trend)
-    return float(np.mean(np.std(fast, axis=1)))
-
-
 def frame_to_frame_px(errors: np.ndarray) -> float:
     """How far keypoints move between consecutive frames beyond the true motion (per axis, px):
     the flicker a viewer sees on a still scene."""

@@ -57,7 +57,7 @@ def sample_photos() -> tuple[np.ndarray, dict[str, np.ndarray]]:
                    "astronaut": cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)}
 
 
-def paint(photo: np.ndarray, faces: list, sources: list[classic.ClassicSource],
+def paint(photo: np.ndarray, faces: list, sources: list[classic.WarpSource],
           detail: float = classic.WARP_DETAIL) -> np.ndarray:
     """A copy of `photo` with each face painted with its own source by the classic warp."""
     output = photo.copy()
@@ -66,7 +66,7 @@ def paint(photo: np.ndarray, faces: list, sources: list[classic.ClassicSource],
     return output
 
 
-def swap_clip(clip: q.Clip, tracked: list, source: classic.ClassicSource) -> list[np.ndarray]:
+def swap_clip(clip: q.Clip, tracked: list, source: classic.WarpSource) -> list[np.ndarray]:
     return [paint(frame, faces, [source] * len(faces)) for frame, faces in zip(clip.frames, tracked)]
 
 
@@ -90,7 +90,7 @@ def tracking_cost_ms(analyser, clip: q.Clip, repeats: int = 5) -> float:
     return best
 
 
-def swap_every_face(analyser, photo: np.ndarray, sources: list[classic.ClassicSource], detail: float) -> np.ndarray:
+def swap_every_face(analyser, photo: np.ndarray, sources: list[classic.WarpSource], detail: float) -> np.ndarray:
     """Each face of `photo` (detector order) painted with its own source by the classic warp."""
     return paint(photo, analyser.analyse([photo], [True], True)[0], sources, detail)
 
@@ -130,7 +130,7 @@ def identity_line(r: dict) -> str:
             f"{r['pose_error_pct_mean']:>6.1f}% {r['pose_error_pct_max']:>6.1f}%")
 
 
-def motion_rows(analyser, group: np.ndarray, source: classic.ClassicSource) -> tuple[list[dict], float]:
+def motion_rows(analyser, group: np.ndarray, source: classic.WarpSource) -> tuple[list[dict], float]:
     """Jitter, flicker, lag and dropouts per setting; and the added cost of tracking."""
     base_faces = q.reference_faces(analyser, group)
     still, pan, wander = q.still_with_drift(group), q.pan(group), q.wander(group)

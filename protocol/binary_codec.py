@@ -35,12 +35,12 @@ def decode_binary(data: bytes) -> BinaryMessage:
     if len(data) < HEADER_SIZE:
         raise ProtocolError(ErrorCode.BAD_HEADER, f"binary message shorter than the {HEADER_SIZE}-byte header")
     version, kind, flags, seq, timestamp = HEADER.unpack_from(data)
-    about = "frame" if kind == Kind.FRAME else None  # a broken frame is still a frame received
+    message_type = "frame" if kind == Kind.FRAME else None  # a broken frame is still a frame received
     if version != VERSION:
         raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"binary version {version} (this server speaks {VERSION})",
-                            seq, about)
+                            seq, message_type)
     if not math.isfinite(timestamp):
-        raise ProtocolError(ErrorCode.INVALID_FIELD, "timestamp must be a finite number", seq, about)
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "timestamp must be a finite number", seq, message_type)
     payload = data[HEADER_SIZE:]
     if kind == Kind.FRAME:
         return Frame(jpeg=payload, timestamp=timestamp, seq=seq)

@@ -36,17 +36,17 @@ class ErrorCode(str, enum.Enum):
 class ProtocolError(Exception):
     """A message that cannot be accepted.
 
-    `seq` names the frame it was about and `about` the message type (e.g. "frame"), when
-    the bytes got far enough to tell; the server uses `about` to count a broken frame as
-    received and failed, so its accounting stays whole.
+    `seq` names the frame it was about and `message_type` the type of the message (e.g.
+    "frame"), when the bytes got far enough to tell; the server uses it to count a broken
+    frame as received and failed, so its accounting stays whole.
     """
 
-    def __init__(self, code: ErrorCode, message: str, seq: int | None = None, about: str | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, seq: int | None = None, message_type: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.seq = seq
-        self.about = about
+        self.message_type = message_type
 
     def __repr__(self) -> str:
         return f"ProtocolError({self.code.value!r}, {self.message!r}, seq={self.seq!r})"

@@ -1,6 +1,6 @@
 """JSON text framing (orjson), compatible with the original Deep-Live-Cam clients.
 
-Compatibility rules (DESIGN.md): unknown fields are ignored, timestamps are echoed with
+Compatibility rules (docs/protocol.md): unknown fields are ignored, timestamps are echoed with
 their type, image data is plain base64 but a `data:image/...;base64,` prefix is accepted.
 """
 from __future__ import annotations
@@ -211,7 +211,7 @@ def decode_json(text: str | bytes) -> Message:
     try:
         return decoder(fields)
     except ProtocolError as exc:
-        exc.about = kind
+        exc.message_type = kind
         raise
 
 

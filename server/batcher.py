@@ -18,7 +18,7 @@ from models.device import ModelDevice
 from models.work import WorkAccount
 from protocol import ErrorCode, ProtocolError
 
-from .pipeline import FrameWork, Pipeline
+from .pipeline import BatchItem, Pipeline
 from .scheduler import Scheduler, Take
 from .stats import ServerStats
 
@@ -30,9 +30,9 @@ class Mailbox(Hashable, Protocol):
 
     transport: str  # "websocket" or "webrtc": batches are counted by the transports they mix
 
-    def take(self, now: float) -> tuple[object, FrameWork]: ...
+    def take(self, now: float) -> tuple[object, BatchItem]: ...
 
-    def complete(self, job: object, work: FrameWork) -> None: ...
+    def complete(self, job: object, work: BatchItem) -> None: ...
 
 
 class Batcher:
@@ -89,7 +89,7 @@ class Batcher:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _run(self, batch_id: int, batch: list[tuple[Mailbox, object, FrameWork]], account: WorkAccount) -> None:
+    async def _run(self, batch_id: int, batch: list[tuple[Mailbox, object, BatchItem]], account: WorkAccount) -> None:
         works = [work for _, _, work in batch]
         try:
             loop = asyncio.get_running_loop()

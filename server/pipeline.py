@@ -33,7 +33,7 @@ Encoder = Callable[[np.ndarray], object]  # the result in a transport's own form
 
 
 @dataclass
-class FrameWork:
+class BatchItem:
     """One frame in a batch; exactly one of `result` / `error` is set when the batch returns.
 
     A frame comes as JPEG bytes (WebSocket), or already decoded by its transport's video
@@ -68,7 +68,7 @@ class Pipeline:
     codec: JpegCodec
     host: HostPool
 
-    def _decode(self, work: FrameWork) -> np.ndarray | None:
+    def _decode(self, work: BatchItem) -> np.ndarray | None:
         try:
             if work.pixels is None:
                 image = self.codec.decode(work.jpeg, work.seq)
@@ -87,7 +87,7 @@ class Pipeline:
                 raise RuntimeError(f"processor {processor.name} returned {len(images)} frames for {len(contexts)}")
         return images
 
-    def _process_isolating_failures(self, works: list[FrameWork], images: list[np.ndarray]) -> list[np.ndarray | None]:
+    def _process_isolating_failures(self, works: list[BatchItem], images: list[np.ndarray]) -> list[np.ndarray | None]:
         """Run the batch once; if it raises, rerun frame by frame so only the culprit fails."""
         contexts = [work.context for work in works]
         try:
@@ -104,7 +104,7 @@ class Pipeline:
             outputs.extend(self._process_isolating_failures([work], [fresh]) if fresh is not None else [None])
         return outputs
 
-    def run(self, works: list[FrameWork], account: WorkAccount, on_processed: Callable[[], None] = lambda: None) -> BatchTimings:
+    def run(self, works: list[BatchItem], account: WorkAccount, on_processed: Callable[[], None] = lambda: None) -> BatchTimings:
         """Fill in `result` or `error` of every frame; never raises for a bad frame.
 
         `on_processed` is called (from this worker thread) when only encoding is left."""
@@ -123,7 +123,7 @@ class Pipeline:
                 work.result = result
         return BatchTimings(time.perf_counter() - start, account.device_s, account.wait_s, dict(account.host_cpu_s))
 
-    def _encode(self, pair: tuple[FrameWork, np.ndarray]) -> object:
+    def _encode(self, pair: tuple[BatchItem, np.ndarray]) -> object:
         work, image = pair
         return self.codec.encode(image) if work.encode is None else work.encode(image)
 

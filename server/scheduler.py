@@ -31,7 +31,8 @@ clients stream, a job may make no batch more than `JOB_SLACK` slower than the li
 alone would take (or than one frame, for a batch of the job's only), and a batch of the
 job's only starts only when no other batch is in flight, and not when a live frame is due
 before it would end: so what a live frame waits for, the batch it is in or the one before
-it, and the host cores its batch shares, stay about as they would without a job. With no live client the job's batches grow as the target allows.
+it, and the host cores its batch shares, stay about as they would without a job. With no
+live client the job's batches grow as the target allows.
 
 **Pace the clients that ask.** A client's turn comes once per `active clients x service
 time per frame`; a paced client (docs/protocol.md, "Pacing") is told to send its next

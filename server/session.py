@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from models.processors import MappedFace
 from protocol import FacePair, Message, ProtocolError
 
-from .pipeline import FrameWork
+from .pipeline import BatchItem
 from .session_core import FrameJob, PrepareFaceMap, PrepareSource, ReadyAt, SessionCore
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,10 @@ class ClientSession:
 
 
     # ---- what the batcher calls ------------------------------------------------------
-    def take(self, now: float) -> tuple[FrameJob, FrameWork]:
+    def take(self, now: float) -> tuple[FrameJob, BatchItem]:
         return self.core.take(now)
 
-    def complete(self, job: FrameJob, work: FrameWork) -> None:
+    def complete(self, job: FrameJob, work: BatchItem) -> None:
         self.core.complete(job, work)
         self._wake_sender()
 

@@ -51,7 +51,7 @@ from protocol import (
 )
 
 from .limits import check_source_size
-from .pipeline import Encoder, FrameWork, Pixels
+from .pipeline import Encoder, BatchItem, Pixels
 from .processors import FrameContext
 from .stats import FrameCounts, ServerStats
 
@@ -182,7 +182,7 @@ class SessionCore:
             message = decode_binary(data) if binary else decode_json(data)
             return self._dispatch(message, binary, now, wall_time)
         except ProtocolError as exc:
-            if exc.about == "frame":  # a frame we could not parse is still received, and failed
+            if exc.message_type == "frame":  # a frame we could not parse is still received, and failed
                 self._count("received")
                 self._count("failed")
             self.send_error(exc)
@@ -251,7 +251,7 @@ class SessionCore:
             raise ProtocolError(ErrorCode.RATE_LIMITED, f"too many photos to prepare ({photos} now, at most "
                                 f"{self.limits.photos_per_minute:g} a minute): try again in {math.ceil(wait)} s")
 
-    def take(self, now: float) -> tuple[FrameJob, FrameWork]:
+    def take(self, now: float) -> tuple[FrameJob, BatchItem]:
         """The batcher takes the oldest frame of the mailbox as a unit of batch work."""
         assert self.pending, "take() on an empty mailbox"
         job = self.pending.popleft()
@@ -263,7 +263,7 @@ class SessionCore:
         context = FrameContext(client_id=self.client_id, sources=self.sources or {}, options=self.options,
                                face_map=self.face_map, state=self.processor_state, time=self._tracking_time(job),
                                order=job.order)
-        return job, FrameWork(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context, received_at=job.received_at,
+        return job, BatchItem(jpeg=job.frame.jpeg, seq=job.frame.seq, context=context, received_at=job.received_at,
                               pixels=job.pixels, encode=self.encode_result)
 
     def _tracking_time(self, job: FrameJob) -> float:
@@ -316,7 +316,7 @@ class SessionCore:
         self.queue_control(FaceMapConfirmation(status="success", message=f"{len(pairs)} faces mapped", pairs=statuses))
 
     # ---- results ------------------------------------------------------------------
-    def complete(self, job: FrameJob, work: FrameWork) -> None:
+    def complete(self, job: FrameJob, work: BatchItem) -> None:
         """A batch returned with this client's frame."""
         if self.closed:
             self._count("failed")

@@ -28,7 +28,7 @@ from aiortc.mediastreams import MediaStreamError
 from protocol.webrtc import CONTROL_LABEL, VIDEO_CLOCK
 
 from .session import Preparers, Scheduling
-from .pipeline import FrameWork
+from .pipeline import BatchItem
 from .rtp_buffers import MarkedFrameBuffer, hold_audio_less, release_video_at_marker
 from .session_core import FrameJob, ReadyAt, SessionCore
 
@@ -166,10 +166,10 @@ class PeerSession:
         return self.core.last_activity
 
     # ---- what the batcher calls ------------------------------------------------------
-    def take(self, now: float) -> tuple[FrameJob, FrameWork]:
+    def take(self, now: float) -> tuple[FrameJob, BatchItem]:
         return self.core.take(now)
 
-    def complete(self, job: FrameJob, work: FrameWork) -> None:
+    def complete(self, job: FrameJob, work: BatchItem) -> None:
         self.core.complete(job, work)
         if self.core.has_result:
             self._result_ready.set()

@@ -65,46 +65,110 @@ export class Backoff {
 }
 
 /**
- * One logical connection that survives server restarts: after a drop (or 1001) it reconnects
- * with backoff until close() is called. A first attempt that never opens is not retried: that is
- * almost always a wrong URL or token, which the user must fix. A server that drains asks its
- * clients to reconnect (followReconnect): behind a load balancer the new connection lands on
- * another server.
- * Callbacks: onOpen(), onMessage(data: string | ArrayBuffer), onState(state, text, level).
+ * When to connect again, for either transport (this WebSocket, webrtc.js's peer): after a lost
+ * connection, with backoff, until stop(). A first attempt that never connects is not retried:
+ * that is almost always a wrong URL or token, which the user must fix. A server that drains
+ * asks its clients to reconnect (asked): behind a load balancer the new connection lands on
+ * another server; that is an instruction, not a failure, so the backoff is left as it is.
+ * The transport gives it attempt(why) (connect; `why` is shown with it) and hangUp() (drop the
+ * current connection, quietly), and calls opened() and lost().
+ */
+export class Retrying {
+  constructor({ attempt, hangUp, onState, backoff }) {
+    Object.assign(this, { attempt, hangUp, onState, backoff });
+    this.wanted = false; // the user wants to be connected
+    this.everOpened = false; // this URL worked at least once since Connect was pressed
+    this.timer = null;
+  }
+
+  start() {
+    this.stop();
+    this.wanted = true;
+    this.everOpened = false;
+    this.backoff.reset();
+    this.attempt("");
+  }
+
+  stop() {
+    this.wanted = false;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.hangUp();
+  }
+
+  opened() {
+    this.everOpened = true;
+    this.backoff.reset();
+  }
+
+  /** The server's `reconnect` message ({reason, delay_ms}): again after delay_ms (at once for 0;
+   * never longer than the backoff's cap); if that attempt fails, the usual backoff takes over. */
+  asked({ reason = "", delay_ms: delayMs = 0 } = {}) {
+    if (!this.wanted) return;
+    this.hangUp();
+    const why = `Server asked to reconnect (${reason || "no reason given"}).`;
+    clearTimeout(this.timer);
+    const delay = Math.min(this.backoff.maxMs, Math.max(0, Number(delayMs) || 0));
+    if (delay === 0) {
+      this.attempt(why);
+      return;
+    }
+    this.onState("reconnecting", `${why} Reconnecting in ${(delay / 1000).toFixed(1)} s…`, "warn");
+    this.timer = setTimeout(() => this.attempt(""), delay);
+  }
+
+  /** The connection failed or ended: `text` says why, `retry` whether trying again can help,
+   * `neverConnected` what to say when it never connected since start(). */
+  lost(text, retry, neverConnected = text) {
+    this.hangUp();
+    if (!this.wanted) return;
+    if (!this.everOpened || !retry) {
+      this.wanted = false;
+      this.onState("closed", this.everOpened ? text : neverConnected, "error");
+      return;
+    }
+    const delay = this.backoff.nextDelay();
+    this.onState("reconnecting", `${text} Reconnecting in ${(delay / 1000).toFixed(1)} s…`, "warn");
+    this.timer = setTimeout(() => this.attempt(""), delay);
+  }
+}
+
+/**
+ * One logical WebSocket connection that survives server restarts (`Retrying` decides when to
+ * try again). Callbacks: onOpen(), onMessage(data: string | ArrayBuffer), onState(state, text, level).
  */
 export class Connection {
   constructor({ onOpen, onMessage, onState, WebSocketImpl = globalThis.WebSocket, backoff = new Backoff() }) {
-    Object.assign(this, { onOpen, onMessage, onState, WebSocketImpl, backoff });
+    Object.assign(this, { onOpen, onMessage, onState, WebSocketImpl });
     this.ws = null;
     this.url = null;
-    this.wanted = false; // the user wants to be connected
-    this.everOpened = false; // this URL worked at least once since Connect was pressed
-    this.retryTimer = null;
+    this.retrying = new Retrying({
+      attempt: (why) => this.#attempt(why),
+      hangUp: () => this.#hangUp(),
+      onState,
+      backoff,
+    });
   }
 
   get isOpen() {
     return this.ws !== null && this.ws.readyState === this.WebSocketImpl.OPEN;
   }
 
+  get backoff() {
+    return this.retrying.backoff;
+  }
+
+  set backoff(backoff) {
+    this.retrying.backoff = backoff;
+  }
+
   open(url) {
-    this.close();
     this.url = url;
-    this.wanted = true;
-    this.everOpened = false;
-    this.backoff.reset();
-    this.#attempt();
+    this.retrying.start();
   }
 
   close() {
-    this.wanted = false;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    if (this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      ws.close(1000, "bye");
-    }
+    this.retrying.stop();
   }
 
   /** Send if open; returns false (and sends nothing) otherwise. */
@@ -114,27 +178,9 @@ export class Connection {
     return true;
   }
 
-  /**
-   * The server's `reconnect` message ({reason, delay_ms}): close, and open again after delay_ms
-   * (at once for 0; never longer than the backoff's cap). An instruction, not a failure: the
-   * backoff is left as it is, and if the new attempt fails (a draining server refuses until it
-   * exits) the usual backoff takes over.
-   */
-  followReconnect({ reason = "", delay_ms: delayMs = 0 } = {}) {
-    if (!this.wanted || !this.ws) return;
-    const ws = this.ws;
-    this.ws = null;
-    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    ws.close(1000, "reconnecting as asked");
-    const why = `Server asked to reconnect (${reason || "no reason given"}).`;
-    clearTimeout(this.retryTimer);
-    const delay = Math.min(this.backoff.maxMs, Math.max(0, Number(delayMs) || 0));
-    if (delay === 0) {
-      this.#attempt(why);
-      return;
-    }
-    this.onState("reconnecting", `${why} Reconnecting in ${(delay / 1000).toFixed(1)} s…`, "warn");
-    this.retryTimer = setTimeout(() => this.#attempt(), delay);
+  /** The server's `reconnect` message: close, and open again as it asks (see Retrying.asked). */
+  followReconnect(message) {
+    if (this.ws) this.retrying.asked(message);
   }
 
   /** Whether the server paces this connection (it chose the `facestream.pacing` subprotocol). */
@@ -147,6 +193,14 @@ export class Connection {
     return this.ws ? this.ws.bufferedAmount : 0;
   }
 
+  #hangUp() {
+    if (!this.ws) return;
+    const ws = this.ws;
+    this.ws = null;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    ws.close(1000, "bye");
+  }
+
   /** Open a socket; `why` (the server's reconnect request) is shown and logged with it. */
   #attempt(why = "") {
     const connecting = `Connecting to ${redact(this.url)}…`;
@@ -155,15 +209,14 @@ export class Connection {
     try {
       ws = new this.WebSocketImpl(this.url, [PACING]); // a server that paces says so by choosing it
     } catch (error) {
-      this.wanted = false;
+      this.retrying.wanted = false;
       this.onState("closed", `Cannot open ${redact(this.url)}: ${error.message}`, "error");
       return;
     }
     ws.binaryType = "arraybuffer"; // frames arrive as ArrayBuffer, read with a DataView
     this.ws = ws;
     ws.onopen = () => {
-      this.everOpened = true;
-      this.backoff.reset();
+      this.retrying.opened();
       this.onState("open", "Connected", "ok");
       this.onOpen();
     };
@@ -174,23 +227,10 @@ export class Connection {
   #closed(ws, event) {
     if (ws !== this.ws) return; // an old socket we already gave up on
     this.ws = null;
-    if (!this.wanted) return;
     const { text, retry } = describeClose(event.code, event.reason);
-    if (!this.everOpened) {
-      // Browsers hide why a handshake failed (refused, wrong path, HTTP 401/403): all read as 1006.
-      this.wanted = false;
-      const why = event.code === 1006 ? "the server is unreachable or refused the connection (check the URL and token)" : text;
-      this.onState("closed", `Could not connect to ${redact(this.url)}: ${why}`, "error");
-      return;
-    }
-    if (!retry) {
-      this.wanted = false;
-      this.onState("closed", text, "error");
-      return;
-    }
-    const delay = this.backoff.nextDelay();
-    this.onState("reconnecting", `${text} Reconnecting in ${(delay / 1000).toFixed(1)} s…`, "warn");
-    this.retryTimer = setTimeout(() => this.#attempt(), delay);
+    // Browsers hide why a handshake failed (refused, wrong path, HTTP 401/403): all read as 1006.
+    const why = event.code === 1006 ? "the server is unreachable or refused the connection (check the URL and token)" : text;
+    this.retrying.lost(text, retry, `Could not connect to ${redact(this.url)}: ${why}`);
   }
 }
 

@@ -3,7 +3,7 @@
 // sync with the video), and docs/protocol.md's control messages on the `control` data channel.
 // PeerLink has Connection's shape (open, close, send, isOpen, followReconnect) so app.js treats
 // both transports alike; it also carries the camera itself (`carriesCamera`).
-import { Backoff, redact } from "./connection.js";
+import { Backoff, Retrying, redact } from "./connection.js";
 
 export const CONTROL_LABEL = "control";
 // The largest data channel message both ends take (aiortc and browsers announce 256 KB).
@@ -92,14 +92,12 @@ function gathered(pc) {
  */
 export class PeerLink {
   constructor({ onOpen, onMessage, onState, onTrack, backoff = new Backoff() }) {
-    Object.assign(this, { onOpen, onMessage, onState, onTrack, backoff });
+    Object.assign(this, { onOpen, onMessage, onState, onTrack });
     this.carriesCamera = true;
     this.pc = null;
     this.channel = null;
     this.resource = null; // the session's URL, for DELETE
-    this.wanted = false;
-    this.everOpened = false;
-    this.retryTimer = null;
+    this.retrying = new Retrying({ attempt: (why) => this.#attempt(why), hangUp: () => this.#hangUp(), onState, backoff });
   }
 
   get isOpen() {
@@ -108,17 +106,12 @@ export class PeerLink {
 
   /** Start streaming `camera` (and `microphone`, a MediaStream or null) to `server`. */
   open({ server, token, camera, microphone = null }) {
-    this.close();
-    Object.assign(this, { url: whipUrl(server), token, camera, microphone, wanted: true, everOpened: false });
-    this.backoff.reset();
-    this.#attempt();
+    Object.assign(this, { url: whipUrl(server), token, camera, microphone });
+    this.retrying.start();
   }
 
   close() {
-    this.wanted = false;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    this.#hangUp();
+    this.retrying.stop();
   }
 
   send(data) {
@@ -127,14 +120,9 @@ export class PeerLink {
     return true;
   }
 
-  followReconnect({ reason = "", delay_ms: delayMs = 0 } = {}) {
-    if (!this.wanted) return;
-    this.#hangUp();
-    const why = `Server asked to reconnect (${reason || "no reason given"}).`;
-    const delay = Math.min(this.backoff.maxMs, Math.max(0, Number(delayMs) || 0));
-    this.onState("reconnecting", `${why} Reconnecting in ${(delay / 1000).toFixed(1)} s…`, "warn");
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.#attempt(why), delay);
+  /** The server's `reconnect` message (it is draining): see Retrying.asked. */
+  followReconnect(message) {
+    this.retrying.asked(message);
   }
 
   /** The camera was restarted (another device): send the new one on the same transceiver. */
@@ -179,8 +167,7 @@ export class PeerLink {
       const channel = pc.createDataChannel(CONTROL_LABEL);
       this.channel = channel;
       channel.onopen = () => {
-        this.everOpened = true;
-        this.backoff.reset();
+        this.retrying.opened();
         this.onState("open", "Connected", "ok");
         this.onOpen();
       };
@@ -210,15 +197,6 @@ export class PeerLink {
   }
 
   #lost(text, retry) {
-    this.#hangUp();
-    if (!this.wanted) return;
-    if (!retry || !this.everOpened) {
-      this.wanted = false;
-      this.onState("closed", this.everOpened ? text : `Could not connect: ${text}`, "error");
-      return;
-    }
-    const delay = this.backoff.nextDelay();
-    this.onState("reconnecting", `${text} Reconnecting in ${(delay / 1000).toFixed(1)} s…`, "warn");
-    this.retryTimer = setTimeout(() => this.#attempt(), delay);
+    this.retrying.lost(text, retry, `Could not connect: ${text}`);
   }
 }

@@ -30,7 +30,6 @@ from protocol import (
 )
 from tests import media
 from tests.server.test_client_socket import frame
-from tests.server.test_streaming import assert_accounted
 from tests.server.test_upgrade_auth import upgrade_head
 from tests.server.wsclient import receive, send_json
 

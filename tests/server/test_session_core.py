@@ -19,7 +19,7 @@ from protocol import (
     encode_json,
 )
 from protocol.binary_codec import HEADER, Kind
-from server.pipeline import FrameWork
+from server.pipeline import BatchItem
 from server.session_core import CONTROL_BACKLOG, JOB_QUEUE, PrepareSource, ReadyAt, SessionCore, SessionLimits
 from server.stats import ServerStats
 
@@ -198,7 +198,7 @@ def test_frame_work_carries_the_clients_context():
     _, first = session.take(0.0)
     offer(session, 2, now=1.0)
     _, second = session.take(1.0)
-    assert isinstance(first, FrameWork)
+    assert isinstance(first, BatchItem)
     assert first.context.sources == {"classic": "face"} and first.context.options["opacity"] == 0.7
     assert (first.context.order, second.context.order) == (0, 1)
     assert first.context.state is second.context.state  # the client's tracks live across its frames

@@ -29,8 +29,7 @@ import numpy as np  # noqa: E402
 
 from perf.frames import fit, photo, source_face  # noqa: E402
 from perf.spawn import spawned_server  # noqa: E402
-from tests.browser.chromium import ensure_chromium, launch  # noqa: E402
-from tests.browser.fake_camera import write_y4m  # noqa: E402
+from perf.chromium import ensure_chromium, launch, write_y4m  # noqa: E402
 
 FPS = 30
 LOOP_FRAMES = 90  # a 3 s loop: no latency comes near it, so an index is never ambiguous

@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.system_packages import ensure_program
+from perf.system_packages import ensure_program
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "deploy" / "nginx" / "facestream.conf"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import fake_camera
-from tests.browser.chromium import ChromiumUnavailable, ensure_chromium
+from perf.chromium import ChromiumUnavailable, ensure_chromium, write_y4m
 
 
 def unavailable(reason: str) -> None:
@@ -32,4 +32,4 @@ def chromium() -> Path:
 
 @pytest.fixture(scope="session")
 def camera_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fake_camera.write_y4m(tmp_path_factory.mktemp("camera") / "faces.y4m", fake_camera.frames())
+    return write_y4m(tmp_path_factory.mktemp("camera") / "faces.y4m", fake_camera.frames(), fake_camera.FPS)

@@ -7,7 +7,6 @@ boxes moved by a known offset. Chromium loops the file.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -30,28 +29,3 @@ def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
 def frames() -> list[np.ndarray]:
     photo = media.group_photo(WIDTH, HEIGHT)
     return [shifted(photo, dx, dy) for dx, dy in offsets()]
-
-
-def write_y4m(path: Path, images: list[np.ndarray], fps: int = FPS) -> Path:
-    """YUV4MPEG2, 4:2:0 (the only layout Chromium's file capture reads); BT.601 limited range like cameras."""
-    height, width = images[0].shape[:2]
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode("ascii"))
-        for image in images:
-            out.write(b"FRAME\n")
-            out.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).tobytes())  # Y plane, then U, then V
-    return path
-
-
-def write_wav(path: Path, seconds: float = 4.0, hz: float = 440.0, rate: int = 48000) -> Path:
-    """A tone for Chromium's fake microphone (`--use-file-for-fake-audio-capture`, 16-bit PCM WAV)."""
-    import wave
-
-    t = np.arange(int(seconds * rate)) / rate
-    samples = (12000 * np.sin(2 * math.pi * hz * t)).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return path

@@ -21,7 +21,7 @@ from server.app import SESSIONS, create_app
 from server.config import ServerConfig
 from tests import media
 from tests.browser import fake_camera
-from tests.browser.chromium import launch
+from perf.chromium import launch, write_wav
 
 try:
     from playwright.async_api import async_playwright, expect
@@ -175,7 +175,7 @@ async def video_image(page) -> np.ndarray:
 
 async def test_page_over_webrtc_with_the_microphone(start_server, http, chromium, camera_video, face_boxes, tmp_path):
     server = await start_server(frame_processors=("classic",))
-    tone = fake_camera.write_wav(tmp_path / "tone.wav")
+    tone = write_wav(tmp_path / "tone.wav")
     async with async_playwright() as pw:
         context = await launch(pw, chromium, camera_video, tmp_path / "profile", microphone_file=tone,
                                viewport={"width": 1280, "height": 900})

@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.system_packages import ensure_program
+from perf.system_packages import ensure_program
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"

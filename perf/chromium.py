@@ -1,12 +1,17 @@
-"""Debian's Chromium for the browser tests: never a browser download, Playwright only drives
-the system's `/usr/bin/chromium` (installed with apt-get by tests/system_packages.py when missing).
+"""Debian's Chromium for the browser tests and benchmarks: never a browser download, Playwright
+only drives the system's `/usr/bin/chromium` (installed with apt-get by perf/system_packages.py
+when missing), and the files its fake camera and microphone play.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-from tests.system_packages import PackageUnavailable, ensure_program
+import cv2
+import numpy as np
+
+from perf.system_packages import PackageUnavailable, ensure_program
 
 CHROMIUM = Path("/usr/bin/chromium")
 ChromiumUnavailable = PackageUnavailable
@@ -47,5 +52,30 @@ async def launch(playwright: Any, executable: Path, camera_file: Path, profile: 
     )
 
 
-if __name__ == "__main__":  # `python -m tests.browser.chromium`: install ahead of a test run
+def write_y4m(path: Path, images: list[np.ndarray], fps: int) -> Path:
+    """YUV4MPEG2, 4:2:0 (the only layout Chromium's file capture reads); BT.601 limited range like cameras."""
+    height, width = images[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode("ascii"))
+        for image in images:
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).tobytes())  # Y plane, then U, then V
+    return path
+
+
+def write_wav(path: Path, seconds: float = 4.0, hz: float = 440.0, rate: int = 48000) -> Path:
+    """A tone for Chromium's fake microphone (`--use-file-for-fake-audio-capture`, 16-bit PCM WAV)."""
+    import wave
+
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (12000 * np.sin(2 * math.pi * hz * t)).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path
+
+
+if __name__ == "__main__":  # `python -m perf.chromium`: install ahead of a test run
     print(ensure_chromium())

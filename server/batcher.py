@@ -16,8 +16,8 @@ from typing import Hashable, Protocol
 
 from models.device import ModelDevice
 from models.work import WorkAccount
-from protocol import ErrorCode, ProtocolError
 
+from .errors import server_fault
 from .pipeline import BatchItem, Pipeline
 from .scheduler import Scheduler, Take
 from .stats import ServerStats
@@ -100,7 +100,7 @@ class Batcher:
             log.exception("batch of %d frames crashed", len(batch))
             for work in works:
                 if work.result is None and work.error is None:
-                    work.error = ProtocolError(ErrorCode.PROCESSING_FAILED, "the server failed to process this frame", work.seq)
+                    work.error = server_fault("frame", work.seq)
         finally:
             self.scheduler.finished(batch_id, time.monotonic())
             self._wakeup.set()

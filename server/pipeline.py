@@ -21,6 +21,7 @@ from models.processors import MappedFace
 from models.work import WorkAccount, working_on
 from protocol import ErrorCode, FacePair, ProtocolError
 
+from .errors import reported
 from .jpeg import JpegCodec
 from .limits import check_source_size
 from .processors import FrameContext, FrameProcessor
@@ -92,10 +93,9 @@ class Pipeline:
         contexts = [work.context for work in works]
         try:
             return list(self._apply_processors(images, contexts))
-        except Exception:
+        except Exception as exc:
             if len(works) == 1:
-                log.exception("frame processing failed (client %s)", works[0].context.client_id)
-                works[0].error = ProtocolError(ErrorCode.PROCESSING_FAILED, "the server failed to process this frame", works[0].seq)
+                works[0].error = reported(exc, "frame", works[0].context.client_id, works[0].seq)
                 return [None]
             log.warning("batch of %d failed; retrying its frames one by one", len(works), exc_info=True)
         outputs: list[np.ndarray | None] = []

@@ -50,6 +50,7 @@ from protocol import (
     encode_json,
 )
 
+from .errors import reported
 from .limits import check_source_size
 from .pipeline import Encoder, BatchItem, Pixels
 from .processors import FrameContext
@@ -276,16 +277,11 @@ class SessionCore:
         return job.received_at
 
     def _refusal(self, exc: BaseException, what: str) -> ProtocolError:
-        """The error to report for a failed preparation; a processor bug must not end the connection.
-
-        Its traceback is dropped once logged: the frames it holds keep their locals (decoded
-        photos, tens of MB) in a reference cycle with the error until the garbage collector runs."""
-        if not isinstance(exc, ProtocolError):
-            log.error("preparing client %s's %s failed", self.client_id, what, exc_info=exc)
-            exc.with_traceback(None)
-            exc = ProtocolError(ErrorCode.PROCESSING_FAILED, f"the server failed to prepare this {what}")
-        self.stats.errors[exc.code.value] += 1
-        return exc.with_traceback(None)
+        """The error to report for a failed preparation, counted; a processor bug must not end
+        the connection."""
+        error = reported(exc, what, self.client_id)
+        self.stats.errors[error.code.value] += 1
+        return error
 
     def source_prepared(self, result: dict[str, object] | BaseException) -> None:
         """The outcome of a `PrepareSource`: the prepared sources, or why the photo was refused."""

@@ -241,10 +241,7 @@ class StreamClient:
                 return False
             message = decode_message(raw)
             if isinstance(message, SourceFaceConfirmation):
-                if message.status != "success":
-                    raise self.refused_face(message)
-                log.info("source face accepted by %s", self.config.server_url)
-                return True
+                return self.face_accepted(message)
             if isinstance(message, Reconnect):
                 self._reconnect = message
                 return False
@@ -376,12 +373,17 @@ class StreamClient:
             self.controls.confirmed(message.options)
         elif isinstance(message, Stats):
             log.info("server stats: %s", json.dumps(message.data, sort_keys=True))
-        elif isinstance(message, SourceFaceConfirmation) and message.status != "success":
-            raise self.refused_face(message)
+        elif isinstance(message, SourceFaceConfirmation):
+            self.face_accepted(message)
 
-    def refused_face(self, answer: SourceFaceConfirmation) -> SourceFaceRejected:
-        return SourceFaceRejected(f"The server refused the source face {self.config.source}: "
-                                  f"{answer.message or 'no reason given'}")
+    def face_accepted(self, answer: SourceFaceConfirmation) -> bool:
+        """The server's answer to the source face, on either transport: True once accepted; a
+        refusal ends the run (streaming without it would only return the camera unchanged)."""
+        if answer.status != "success":
+            raise SourceFaceRejected(f"The server refused the source face {self.config.source}: "
+                                     f"{answer.message or 'no reason given'}")
+        log.info("source face accepted by %s", self.config.server_url)
+        return True
 
     def _decode_and_record(self, decode: Callable[[Any], np.ndarray | None], data: Any) -> np.ndarray | None:
         image = decode(data)

@@ -147,9 +147,7 @@ class PeerLink:
         while (remaining := deadline - time.monotonic()) > 0 and not self.ended.is_set():
             message = await self.next_message(min(remaining, 0.5))
             if isinstance(message, SourceFaceConfirmation):
-                if message.status != "success":
-                    raise self.client.refused_face(message)
-                log.info("source face accepted by %s", config.server_url)
+                self.client.face_accepted(message)
                 self.confirmed.set()
                 return True
             if isinstance(message, Reconnect):

@@ -192,7 +192,6 @@ def _preparers(app: web.Application, device: Device) -> Preparers:
 
 def _register(app: web.Application, session: ClientSession | PeerSession, device: Device, remote: str | None) -> None:
     stats = app[STATS]
-    stats.connected_clients += 1
     stats.transport_clients[session.transport] += 1
     stats.clients_total += 1
     device.clients += 1
@@ -204,7 +203,6 @@ def _register(app: web.Application, session: ClientSession | PeerSession, device
 def _unregister(app: web.Application, session: ClientSession | PeerSession, device: Device) -> None:
     app[SESSIONS].discard(session)
     stats = app[STATS]
-    stats.connected_clients -= 1
     stats.transport_clients[session.transport] -= 1
     device.clients -= 1
 

@@ -59,7 +59,6 @@ class ServerStats:
     transport_frames: collections.defaultdict[str, FrameCounts] = field(
         default_factory=lambda: collections.defaultdict(FrameCounts))  # the same outcomes, per transport
     transport_clients: collections.Counter[str] = field(default_factory=collections.Counter)  # open sessions
-    connected_clients: int = 0
     clients_total: int = 0
     batches: int = 0
     batched_frames: int = 0
@@ -83,6 +82,10 @@ class ServerStats:
             registry=self.registry,
         )
         self.registry.register(_StatsCollector(self))
+
+    @property
+    def connected_clients(self) -> int:
+        return sum(self.transport_clients.values())
 
     def record_batch(self, size: int, timings: "BatchTimings", transports: Iterable[str] = ()) -> None:
         self.batches += 1

@@ -25,6 +25,7 @@ from aiohttp import WSCloseCode
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
+from protocol import Message
 from protocol.webrtc import CONTROL_LABEL, VIDEO_CLOCK
 
 from .session import Preparers, Scheduling
@@ -247,9 +248,8 @@ class PeerSession:
     async def _read_control(self) -> None:
         while True:
             message = await self._inbox.get()
-            binary = isinstance(message, bytes)
             data = message if isinstance(message, bytes) else message.encode()
-            action = self.core.receive(data, binary, time.monotonic(), time.time())
+            action = self.core.receive(data, isinstance(message, bytes), time.monotonic(), time.time())
             if action is not None and not isinstance(action, ReadyAt):
                 await self._preparers.carry_out(self.core, action)
             self._control_ready.set()
@@ -264,9 +264,9 @@ class PeerSession:
             while (outgoing := self.core.next_control()) is not None:
                 channel.send(outgoing.data.decode())
 
-    def queue_control(self, message: object) -> None:
+    def queue_control(self, message: Message) -> None:
         """A server-initiated message (a drain's `reconnect`)."""
-        self.core.queue_control(message)  # type: ignore[arg-type]
+        self.core.queue_control(message)
         self._control_ready.set()
 
     # ---- the end ---------------------------------------------------------------------

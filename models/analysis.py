@@ -15,13 +15,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, MutableMapping, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import cv2
 import numpy as np
 
 from . import work
 from .face import Face
+from .frame import FrameContext
 from .host import HostPool
 from .landmarks import Landmarks106
 from .recognizer import ArcFace
@@ -50,17 +51,7 @@ class Detector(Protocol):
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]: ...
 
 
-class Client(Protocol):
-    """What analysis needs to know of the client a frame came from."""
-
-    options: Mapping[str, Any]
-    state: MutableMapping[str, Any]  # kept across this client's frames (its face tracks)
-    time: float  # the frame's arrival, seconds (monotonic)
-    order: int  # the frame's place among its client's frames (0, 1, 2, ... as they were taken)
-    scratch: MutableMapping[str, Any]  # this frame's own: what one processor hands the next
-
-
-ANALYSED = "analysed"  # key of a frame's FrameAnalysis in its scratch
+ANALYSED = "analysed"  # key of a frame's FrameAnalysis in its scratch: what its later processors reuse
 TURN_TIMEOUT_S = 30.0  # a frame lost by a bug must not stop its client's stream for good
 ORDER = "frame_order"  # key of a client's FrameOrder in its state
 
@@ -69,7 +60,6 @@ ORDER = "frame_order"  # key of a client's FrameOrder in its state
 class FrameAnalysis:
     """The faces of one frame, as the first processor that needed them found them."""
 
-    time: float
     with_landmarks: bool
     faces: list[Face]
 
@@ -98,17 +88,17 @@ class FrameOrder:
                 self._condition.notify_all()
 
 
-def frame_order(client: Client) -> FrameOrder:
+def frame_order(client: FrameContext) -> FrameOrder:
     return client.state.setdefault(ORDER, FrameOrder())
 
 
-def frames_finished(clients: Sequence[Client]) -> None:
+def frames_finished(clients: Sequence[FrameContext]) -> None:
     """The pipeline is done with these frames (analysed or not): their clients' next frames may go."""
     for client in clients:
         frame_order(client).done(client.order)
 
 
-def _analysed(client: Client) -> FrameAnalysis | None:
+def _analysed(client: FrameContext) -> FrameAnalysis | None:
     """This frame's analysis, if an earlier processor of the frame has made it."""
     return client.scratch.get(ANALYSED)
 
@@ -128,18 +118,19 @@ class FaceAnalyser:
     hold_frames: int = 3  # keep swapping a face the detector lost for this many frames
     host: HostPool = field(default_factory=HostPool)
 
-    def analyse_tracked(self, images: Sequence[np.ndarray], clients: Sequence[Client], with_landmarks: bool,
+    def analyse_tracked(self, images: Sequence[np.ndarray], clients: Sequence[FrameContext], with_landmarks: bool,
                         identify: Sequence[bool] = ()) -> list[list[Face]]:
         """Faces to swap per image, through each client's own tracks: one call per model step.
 
         A frame is analysed once, whatever the number of processors that ask: a later
         processor of the same frame (the enhancer after a swapper) gets the faces the first
-        one got, so it follows the same smoothed, held tracks and costs no second detection.
+        one got (the first leaves them in the frame's `scratch` under `ANALYSED`), so it
+        follows the same smoothed, held tracks and costs no second detection.
         Where `identify[i]`, every track of that client gets an embedding, once in its life.
         """
         earlier = [_analysed(client) for client in clients]
         fresh = [i for i, analysis in enumerate(earlier) if analysis is None]
-        firsts: dict[int, Client] = {}  # per client, its first frame here (a job has several)
+        firsts: dict[int, FrameContext] = {}  # per client, its first frame here (a job has several)
         for i in sorted(fresh, key=lambda i: clients[i].order):
             firsts.setdefault(id(frame_order(clients[i])), clients[i])
         for client in firsts.values():
@@ -149,12 +140,12 @@ class FaceAnalyser:
         finally:
             frames_finished([clients[i] for i in fresh])
 
-    def _analyse_in_turn(self, images: Sequence[np.ndarray], clients: Sequence[Client], with_landmarks: bool,
+    def _analyse_in_turn(self, images: Sequence[np.ndarray], clients: Sequence[FrameContext], with_landmarks: bool,
                          identify: Sequence[bool], earlier: list[FrameAnalysis | None],
                          fresh: list[int]) -> list[list[Face]]:
         tracked, has_landmarks = self._track([images[i] for i in fresh], [clients[i] for i in fresh], with_landmarks)
         made = dict(zip(fresh, tracked))
-        analyses = [analysis or FrameAnalysis(client.time, has_landmarks, made[i])
+        analyses = [analysis or FrameAnalysis(has_landmarks, made[i])
                     for i, (analysis, client) in enumerate(zip(earlier, clients))]
         # A frame analysed without landmarks by an earlier processor (an enhancer placed before
         # a swapper) gets them now, on the same faces: its tracks moved once and stay as they
@@ -171,7 +162,7 @@ class FaceAnalyser:
         return [_keep_largest(analysis.faces, client.options.get("many_faces", True))
                 for analysis, client in zip(analyses, clients)]
 
-    def _track(self, images: Sequence[np.ndarray], clients: Sequence[Client],
+    def _track(self, images: Sequence[np.ndarray], clients: Sequence[FrameContext],
                with_landmarks: bool) -> tuple[list[list[Face]], bool]:
         """Every tracked face per image, and whether they all have landmarks. Frames due for
         detection run the detector (one call for all of them); the others look for each track's

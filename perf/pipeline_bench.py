@@ -26,7 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import classic  # noqa: E402
-from models.processors import ModelHub, ModelSettings, NeuralSwapper  # noqa: E402
+from models.hub import ModelHub, ModelSettings  # noqa: E402
+from models.processors import NeuralSwapper  # noqa: E402
 from perf.synthetic_models import inswapper_like  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 from server.jpeg import JpegCodec  # noqa: E402

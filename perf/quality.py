@@ -7,7 +7,7 @@ source's and the original face's, by the detector and by the embedded recognizer
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import cv2
@@ -15,10 +15,11 @@ import numpy as np
 
 from models.analysis import FaceAnalyser, SourcePhoto
 from models.face import Face
+from models.frame import FrameContext
 from models.recognizer import ArcFace, cosine
 
 if TYPE_CHECKING:
-    from models.processors import ModelHub
+    from models.hub import ModelHub
 
 
 @dataclass
@@ -77,36 +78,18 @@ def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-@dataclass
-class ClientState:
-    """Stands in for a server session: the state a client's frames share, its sources and face map."""
-
-    options: dict = field(default_factory=dict)
-    state: dict = field(default_factory=dict)
-    time: float = 0.0
-    sources: dict = field(default_factory=dict)
-    face_map: list = field(default_factory=list)
-    order: int = -1  # the current frame's place in the client's stream (the first `at` makes it 0)
-    scratch: dict = field(default_factory=dict)  # the current frame's
-
-    def at(self, time: float) -> "ClientState":
-        """Move on to the client's next frame, arriving at `time`."""
-        self.time, self.order, self.scratch = time, self.order + 1, {}
-        return self
-
-
 def track_clip(analyser: FaceAnalyser, clip: Clip, smoothing: float, with_landmarks: bool = True,
                detect: Callable[[np.ndarray], list[Face]] | None = None) -> list[list[Face]]:
     """Faces to swap in every frame of `clip`, as one client streaming it would get them."""
-    client = ClientState(options={"smoothing": smoothing, "many_faces": True})
+    client = FrameContext(options={"smoothing": smoothing, "many_faces": True})
     results = []
     original = analyser.detector
     try:
         if detect is not None:
             analyser.detector = _OneByOne(detect)
         for index, frame in enumerate(clip.frames):
-            client.at(index / clip.fps)
-            results.append(analyser.analyse_tracked([frame], [client], with_landmarks)[0])
+            this = client.frame(index, index / clip.fps)
+            results.append(analyser.analyse_tracked([frame], [this], with_landmarks)[0])
     finally:
         analyser.detector = original
     return results

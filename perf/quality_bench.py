@@ -36,7 +36,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import classic  # noqa: E402
-from models.processors import ModelHub, ModelSettings, build_swapper  # noqa: E402
+from models.choice import build_swapper  # noqa: E402
+from models.frame import FrameContext  # noqa: E402
+from models.hub import ModelHub, ModelSettings  # noqa: E402
 from models.recognizer import ArcFace  # noqa: E402
 from models.tracking import FaceTracker  # noqa: E402
 from perf import quality as q  # noqa: E402
@@ -117,7 +119,7 @@ def swapper_identity(hub: ModelHub, judge: ArcFace, name: str, group: np.ndarray
     faces = len(q.reference_faces(hub.analyser, group))
     rows = []
     for source_name, image in sources.items():
-        client = q.ClientState(options={"many_faces": True}, sources={swapper.name: swapper.prepare_source(image)})
+        client = FrameContext(options={"many_faces": True}, sources={swapper.name: swapper.prepare_source(image)})
         swapped = swapper.process([group.copy()], [client])[0]
         embedding = q.source_embedding(judge, hub.analyser.source_face(image))
         rows.append({"swapper": swapper.name, "source": source_name,

@@ -5,7 +5,8 @@ Both transports admit a client the same way (token, origin, drain, `--max-client
 together), give it a `SessionCore` on the least loaded device, and register it in `SESSIONS`,
 where the drain, the idle watch and the shutdown find it.
 
-`create_app(config)` is the only way in; tests and the CLI share it. Long-lived resources
+`create_app(config)` is the only way in; tests and the CLI share it (tests may give it a
+registry of processors of their own besides `models.choice.PROCESSORS`). Long-lived resources
 (thread pools, one batcher and set of processors per device) live in `cleanup_ctx` and in
 `app[...]` keys.
 """
@@ -18,8 +19,9 @@ import secrets
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Mapping
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -28,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from protocol import JOB, PACING
 from protocol.webrtc import WHIP_PATH
 
+from models.choice import PROCESSORS, ProcessorFactory, build_processors
 from models.device import ModelDevice
 from models.host import HostPool
 
@@ -39,7 +42,6 @@ from .jpeg import JpegCodec
 from .client_socket import ClientWebSocket
 from .memory import release_freed_memory
 from .pipeline import Pipeline
-from .processors import build_processors
 from .connections import ConnectionGate, guard, handler_args
 from .security import (
     AIOHTTP_LOGGERS,
@@ -63,6 +65,7 @@ WEB_ROOT = Path(__file__).parent / "web"  # the browser client, served as packag
 STATIC_PREFIX = "/static/"
 
 CONFIG = web.AppKey("config", ServerConfig)
+PROCESSOR_FACTORIES = web.AppKey("processor_factories", Mapping)  # what --frame-processor names make
 STATS = web.AppKey("stats", ServerStats)
 DEVICES = web.AppKey("devices", list)
 WORKERS = web.AppKey("workers", ThreadPoolExecutor)
@@ -82,7 +85,9 @@ async def _start_device(app: web.Application, index: int, host: HostPool) -> Dev
     config = app[CONFIG]
     loop = asyncio.get_running_loop()
     model_device = ModelDevice(f"device {index}")
-    processors = await loop.run_in_executor(app[WORKERS], build_processors, config, index, model_device, host)
+    processors = await loop.run_in_executor(app[WORKERS], build_processors, config.frame_processors,
+                                            replace(config.models, device=index), model_device, host,
+                                            app[PROCESSOR_FACTORIES])
     pipeline = Pipeline(
         processors=processors,
         codec=JpegCodec(quality=config.jpeg_quality, max_pixels=config.max_image_pixels),
@@ -90,7 +95,7 @@ async def _start_device(app: web.Application, index: int, host: HostPool) -> Dev
     )
     scheduler: Scheduler = Scheduler(max_batch=config.max_batch, latency_target_s=config.latency_target_ms / 1000,
                                      max_in_flight=config.batches_in_flight,
-                                     device_is_host=config.provider == "cpu")
+                                     device_is_host=config.models.provider == "cpu")
     batcher = Batcher(pipeline, app[STATS], app[WORKERS], scheduler)
     default_sources = None
     if config.source is not None:
@@ -381,8 +386,10 @@ async def _unreadable_files_are_missing(request: web.Request, handler: Callable)
         raise web.HTTPNotFound() from None
 
 
-def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: None) -> web.Application:
-    """The server; `on_drained` runs when a drain has emptied it (the CLI exits then)."""
+def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: None,
+               processors: Mapping[str, ProcessorFactory] = PROCESSORS) -> web.Application:
+    """The server; `on_drained` runs when a drain has emptied it (the CLI exits then).
+    `config.frame_processors` are made from `processors` (name -> factory), on every device."""
     tokens = TokenStore(config.tokens, config.token_file)
     app = web.Application(
         client_max_size=config.max_message_bytes,
@@ -393,6 +400,7 @@ def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: No
     app[ORIGINS] = OriginPolicy.of(config.allowed_origins, config.public_urls)
     guard(app, app[GATE])
     app[CONFIG] = config
+    app[PROCESSOR_FACTORIES] = processors
     app[TOKENS] = tokens
     app[STATS] = ServerStats()
     app[SESSIONS] = set()

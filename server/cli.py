@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Sequence
 
 from models.options import OPTIONS, OptionError, validate
-from models.processors import DETECTORS
+from models.choice import PROCESSORS
+from models.hub import DETECTORS, ModelSettings
 from models.sessions import ProviderError, check_provider
 from models.simulated import COST_TABLES
 
 from .config import IceServer, ServerConfig
-from .processors import PROCESSORS
 from .security import parse_origin
 
 
@@ -48,6 +48,7 @@ def _ice_server(values: list[str]) -> IceServer:
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = ServerConfig()
+    models = defaults.models
     parser = argparse.ArgumentParser(
         prog="python -m server",
         description="facestream server: clients stream webcam frames over WebSocket (ws://HOST:PORT/) "
@@ -58,16 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default=defaults.host, help="address to listen on")
     parser.add_argument("--port", "--server-port", dest="port", type=int, default=defaults.port, help="TCP port")
     parser.add_argument(
-        "--provider", "--execution-provider", dest="provider", default=defaults.provider,
+        "--provider", "--execution-provider", dest="provider", default=models.provider,
         help="ONNX Runtime execution provider: cpu, cuda, tensorrt, ...; or `simulated`: model calls that take "
              "a GPU's time (--simulated-device) without using the CPU, to measure scheduling and host work here",
     )
     parser.add_argument(
-        "--simulated-device", choices=sorted(COST_TABLES), default=defaults.simulated_device,
+        "--simulated-device", choices=sorted(COST_TABLES), default=models.simulated_device,
         help="the cost table of --provider simulated (see models/simulated.py)",
     )
     parser.add_argument(
-        "--execution-threads", type=int, default=defaults.execution_threads,
+        "--execution-threads", type=int, default=models.threads,
         help="threads per ONNX Runtime session (0: the runtime's default)",
     )
     parser.add_argument(
@@ -96,14 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="extra directory searched first for model files (see `python -m models list`)")
-    parser.add_argument("--detector", choices=DETECTORS, default=defaults.detector,
+    parser.add_argument("--detector", choices=DETECTORS, default=models.detector,
                         help="face detector: scrfd (InsightFace weights) or centerface (MIT-licensed)")
-    parser.add_argument("--det-size", type=_positive, default=defaults.det_size,
+    parser.add_argument("--det-size", type=_positive, default=models.det_size,
                         help="detector input: frames are scaled so their longer side is this many pixels")
-    parser.add_argument("--detect-every", type=_positive, default=defaults.detect_every, metavar="K",
+    parser.add_argument("--detect-every", type=_positive, default=models.detect_every, metavar="K",
                         help="run the face detector on every K-th frame of a client; track faces by their "
                              "landmarks in between")
-    parser.add_argument("--hold-frames", type=int, default=defaults.hold_frames, metavar="N",
+    parser.add_argument("--hold-frames", type=int, default=models.hold_frames, metavar="N",
                         help="keep swapping a face the detector lost for up to N frames (no single-frame dropouts)")
     options = parser.add_argument_group("swap options (defaults for every client; each client may change its own)")
     for name, spec in OPTIONS.items():
@@ -194,20 +195,22 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
     return ServerConfig(
         host=args.host,
         port=args.port,
-        provider=args.provider.lower(),
-        simulated_device=args.simulated_device,
+        models=ModelSettings(
+            provider=args.provider.lower(),
+            threads=args.execution_threads,
+            models_dir=args.models_dir,
+            detector=args.detector,
+            det_size=args.det_size,
+            detect_every=args.detect_every,
+            hold_frames=args.hold_frames,
+            simulated_device=args.simulated_device,
+        ),
         latency_target_ms=args.latency_target_ms,
         batches_in_flight=args.batches_in_flight,
-        execution_threads=args.execution_threads,
         devices=args.devices,
         max_batch=args.max_batch,
         frame_processors=tuple(args.frame_processor),
         source=args.source,
-        models_dir=args.models_dir,
-        detector=args.detector,
-        det_size=args.det_size,
-        detect_every=args.detect_every,
-        hold_frames=args.hold_frames,
         options=swap_options,
         max_message_bytes=args.max_message_bytes,
         max_image_pixels=args.max_image_pixels,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from models.hub import ModelSettings
 from models.options import DEFAULT_OPTIONS
 
 MAX_PIXELS_4K = 3840 * 2160
@@ -28,21 +29,14 @@ class IceServer:
 class ServerConfig:
     host: str = "0.0.0.0"
     port: int = 8765
-    provider: str = "cpu"
-    execution_threads: int = 0  # 0 = ONNX Runtime's own default
+    models: ModelSettings = ModelSettings()  # each of `devices` runs them with its own index
     devices: tuple[int, ...] = (0,)  # one batcher and set of model sessions per device
-    simulated_device: str = "h100"  # the cost table of `--provider simulated`
     max_batch: int = 8
     latency_target_ms: float = 60.0  # batches are sized so take -> results stays within this
     batches_in_flight: int = 4  # at most; only their model calls take turns on the device
     codec_threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))  # the host pool
     frame_processors: tuple[str, ...] = ("face_swapper",)
     source: Path | None = None
-    models_dir: Path | None = None
-    detector: str = "scrfd"
-    det_size: int = 320
-    detect_every: int = 1  # measured: on the CPU the detector costs less than the tracking it saves
-    hold_frames: int = 3
     options: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_OPTIONS))  # per-client defaults
     max_message_bytes: int = 16 * 1024 * 1024
     max_image_pixels: int = MAX_PIXELS_4K

@@ -1,4 +1,4 @@
-"""One batch's trip through a worker thread: decode -> processors -> encode.
+"""One batch's trip through a worker thread: decode -> frame options (mirror) -> processors -> encode.
 
 Runs off the event loop. Decode, encode and the processors' per-frame host work fan out
 over the host pool (libjpeg-turbo, OpenCV and NumPy release the GIL); model calls queue
@@ -12,19 +12,17 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 
 from models.analysis import NoFaceError, frames_finished
+from models.frame import FrameContext, FrameProcessor, MappedFace, apply_frame_options
 from models.host import HostPool
-from models.processors import MappedFace
 from models.work import WorkAccount, working_on
 from protocol import ErrorCode, FacePair, ProtocolError
 
 from .errors import reported
 from .jpeg import JpegCodec
 from .limits import check_source_size
-from .processors import FrameContext, FrameProcessor
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +77,10 @@ class Pipeline:
         except ProtocolError as exc:
             work.error = exc
             return None
-        return cv2.flip(image, 1) if work.context.options.get("mirror") else image
+        return image
 
     def _apply_processors(self, images: list[np.ndarray], contexts: list[FrameContext]) -> list[np.ndarray]:
+        images = apply_frame_options(images, contexts, self.host)  # mirror
         for processor in self.processors:
             images = processor.process(images, contexts)
             if len(images) != len(contexts):

@@ -17,7 +17,7 @@ from typing import Callable, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from models.processors import MappedFace
+from models.frame import MappedFace
 from protocol import FacePair, Message, ProtocolError
 
 from .pipeline import BatchItem

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from models.options import OptionError, merged
-from models.processors import MappedFace
+from models.frame import FrameContext, MappedFace
 from protocol import (
     MAX_PACE_MS,
     Config,
@@ -53,7 +53,6 @@ from protocol import (
 from .errors import reported
 from .limits import check_source_size
 from .pipeline import Encoder, BatchItem, Pixels
-from .processors import FrameContext
 from .stats import FrameCounts, ServerStats
 
 log = logging.getLogger(__name__)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from models.choice import PROCESSORS, ProcessorFactory
 from server.app import create_app
 from server.config import ServerConfig
 from tests import media
@@ -24,14 +25,15 @@ StartServer = Callable[..., Awaitable[TestServer]]
 async def start_server() -> AsyncIterator[StartServer]:
     """Start a real facestream server on 127.0.0.1 (a free port) with config overrides.
 
-    Transport tests run the passthrough processor unless they ask for another.
+    Transport tests run the passthrough processor unless they ask for another; a test's own
+    processors come in a registry of their own (`processors={**PROCESSORS, "mine": ...}`).
     """
     servers: list[TestServer] = []
 
-    async def start(**overrides: Any) -> TestServer:
+    async def start(processors: Mapping[str, ProcessorFactory] = PROCESSORS, **overrides: Any) -> TestServer:
         base = ServerConfig(host="127.0.0.1", port=0, codec_threads=2, frame_processors=("passthrough",))
         config = dataclasses.replace(base, **overrides)
-        server = TestServer(create_app(config), host="127.0.0.1")
+        server = TestServer(create_app(config, processors=processors), host="127.0.0.1")
         await server.start_server()
         servers.append(server)
         return server

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestServer
 
-from models.processors import ModelHub, ModelSettings
+from models.hub import ModelHub, ModelSettings
 from server.app import SESSIONS, create_app
 from server.config import ServerConfig
 from tests import media

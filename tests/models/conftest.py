@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.processors import ModelHub, ModelSettings
+from models.hub import ModelHub, ModelSettings
 
 
 @pytest.fixture(scope="session")

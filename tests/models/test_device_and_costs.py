@@ -13,7 +13,7 @@ from models.analysis import FrameOrder
 from models.costs import LinearCost
 from models.device import DeviceSession, ModelDevice
 from models.host import HostPool
-from models.processors import ModelHub, ModelSettings
+from models.hub import ModelHub, ModelSettings
 from models.simulated import COST_TABLES, SimulatedSession
 from models.tracking import HOLD_MAX_S, FaceTracker
 from models.work import WorkAccount, working_on

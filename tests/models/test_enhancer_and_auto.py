@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.processors import ClassicSwapper, FaceEnhancer, ModelHub, ModelSettings, NeuralSwapper, build_swapper
+from models.choice import build_swapper
+from models.frame import FrameContext
+from models.hub import ModelHub, ModelSettings
+from models.processors import ClassicSwapper, FaceEnhancer, NeuralSwapper
 from models.registry import ModelError
-from perf import quality as q
 from perf.synthetic_models import gfpgan_like, inswapper_like
 from tests import media
 
@@ -16,7 +18,7 @@ OPTIONS = {"many_faces": True, "opacity": 1.0}
 def test_enhancer_changes_faces_only(hub, tmp_path):
     enhancer = FaceEnhancer(hub, model_path=gfpgan_like(tmp_path / "GFPGANv1.4.onnx"))
     frame = media.group_photo()
-    swapped, alone = enhancer.process([frame.copy(), frame.copy()], [q.ClientState(sources={"classic": "a face"}, options=OPTIONS), q.ClientState(options=OPTIONS)])
+    swapped, alone = enhancer.process([frame.copy(), frame.copy()], [FrameContext(sources={"classic": "a face"}, options=OPTIONS), FrameContext(options=OPTIONS)])
     assert np.array_equal(alone, frame), "a client without a source face gets its frame back as sent"
     output = swapped
     faces = hub.analyser.analyse([frame], [True], False)[0]
@@ -32,7 +34,7 @@ def test_enhancer_after_a_swapper_enhances_its_tracked_faces_with_no_second_dete
     enhancer = FaceEnhancer(hub, model_path=gfpgan_like(tmp_path / "GFPGANv1.4.onnx"))
     group = media.group_photo()
     people = hub.analyser.detector.detect([group])[0]
-    client = q.ClientState(options={"many_faces": True}, sources={"classic": swapper.prepare_source(group)})
+    client = FrameContext(options={"many_faces": True}, sources={"classic": swapper.prepare_source(group)})
     detector, calls = hub.analyser.detector, []
 
     class MissesTheFirstFaceOnTheLastFrame:
@@ -43,10 +45,10 @@ def test_enhancer_after_a_swapper_enhances_its_tracked_faces_with_no_second_dete
 
     monkeypatch.setattr(hub.analyser, "detector", MissesTheFirstFaceOnTheLastFrame())
     for frame_number in range(4):
-        client.at(frame_number / 30)
+        this = client.frame(frame_number, frame_number / 30)  # both processors get the frame's one context
         frame = group.copy()
-        swapped = swapper.process([frame], [client])[0].copy()
-        enhanced = enhancer.process([frame], [client])[0]
+        swapped = swapper.process([frame], [this])[0].copy()
+        enhanced = enhancer.process([frame], [this])[0]
     assert calls == [1, 1, 1, 1], "the enhancer reused the swapper's analysis of each frame"
     inside, _ = media.region_changes(swapped, enhanced, [face.box for face in people])
     assert min(inside) > 3.0, f"every face enhanced on the last frame, where one was not detected: {inside}"

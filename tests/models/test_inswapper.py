@@ -13,8 +13,8 @@ import pytest
 from insightface.app.common import Face as ReferenceFace
 from insightface.model_zoo.inswapper import INSwapper
 
+from models.frame import FrameContext
 from models.processors import NeuralSwapper
-from perf.quality import ClientState
 from perf.synthetic_models import inswapper_like
 from tests import media
 
@@ -59,7 +59,7 @@ def test_batch_of_several_clients_and_faces_matches_the_reference(hub, swapper, 
     assert np.linalg.norm(sources[0].embedding - sources[1].embedding) > 0.5, "two different people"
     frames = [media.group_photo(), cv2.flip(media.group_photo(), 1), media.group_photo(480, 360)]
     owners = [0, 1, 0]  # three frames from two clients in one batch
-    contexts = [ClientState(sources={"inswapper": sources[owner]}, options=dict(NO_EXTRAS)) for owner in owners]
+    contexts = [FrameContext(sources={"inswapper": sources[owner]}, options=dict(NO_EXTRAS)) for owner in owners]
     outputs = swapper.process([f.copy() for f in frames], contexts)
     for frame, owner, output in zip(frames, owners, outputs):
         expected = reference_output(reference, hub.analyser, frame, sources[owner].embedding)
@@ -72,8 +72,8 @@ def test_batch_of_several_clients_and_faces_matches_the_reference(hub, swapper, 
 def test_frames_without_a_source_or_faces_are_untouched(swapper):
     frames = [media.group_photo().copy(), np.full((240, 320, 3), 70, np.uint8)]
     source = swapper.prepare_source(source_photos()[0])
-    contexts = [ClientState(sources={}, options=dict(NO_EXTRAS)),
-                ClientState(sources={"inswapper": source}, options=dict(NO_EXTRAS))]
+    contexts = [FrameContext(sources={}, options=dict(NO_EXTRAS)),
+                FrameContext(sources={"inswapper": source}, options=dict(NO_EXTRAS))]
     outputs = swapper.process([f.copy() for f in frames], contexts)
     for frame, output in zip(frames, outputs):
         assert np.array_equal(frame, output)

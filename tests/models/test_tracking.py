@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from models.frame import FrameContext
 from models.tracking import FaceTracker, OneEuroFilter
 from perf import quality as q
 from tests import media
@@ -13,7 +14,7 @@ from tests import media
 
 @pytest.fixture(scope="module")
 def analyser():
-    from models.processors import ModelHub, ModelSettings
+    from models.hub import ModelHub, ModelSettings
 
     return ModelHub(ModelSettings()).analyser
 
@@ -37,10 +38,10 @@ def test_one_euro_filter_is_calm_at_rest_and_quick_in_motion():
 def test_two_clients_tracks_never_mix_in_one_batch(analyser):
     group = media.group_photo()
     portrait = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (640, 480))
-    alice, bob = q.ClientState(), q.ClientState()
+    alice, bob = FrameContext(client_id=1), FrameContext(client_id=2)
     for frame in range(4):
-        alice.at(frame / 30), bob.at(frame / 30)
-        faces_a, faces_b = analyser.analyse_tracked([group, portrait], [alice, bob], True)
+        faces_a, faces_b = analyser.analyse_tracked([group, portrait], [alice.frame(frame, frame / 30),
+                                                                        bob.frame(frame, frame / 30)], True)
         assert len(faces_a) == 6 and len(faces_b) == 1
     assert len(alice.state["tracker"].tracks) == 6 and len(bob.state["tracker"].tracks) == 1
     portrait_box = analyser.detector.detect([portrait])[0][0].box
@@ -58,11 +59,11 @@ def test_a_frame_is_analysed_once_whatever_its_processors_ask(analyser, monkeypa
             return detector.detect(images)
 
     monkeypatch.setattr(analyser, "detector", Counting())
-    clip, client = q.pan(media.group_photo(), frames=6), q.ClientState()
+    clip, client = q.pan(media.group_photo(), frames=6), FrameContext()
     for index, frame in enumerate(clip.frames):
-        client.at(index / clip.fps)
-        first = analyser.analyse_tracked([frame], [client], False)[0]
-        second = analyser.analyse_tracked([frame], [client], True)[0]
+        this = client.frame(index, index / clip.fps)
+        first = analyser.analyse_tracked([frame], [this], False)[0]
+        second = analyser.analyse_tracked([frame], [this], True)[0]
         assert [id(f) for f in first] == [id(f) for f in second] and len(second) == 6
         assert all(f.landmarks is not None for f in second)
     assert calls == [1] * len(clip.frames)

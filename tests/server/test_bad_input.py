@@ -7,7 +7,8 @@ import aiohttp
 import pytest
 
 from protocol import Error, Frame, ProcessedFrame, SourceFace, SourceFaceConfirmation, encode_binary
-from server.processors import PROCESSORS, Passthrough
+from models.choice import PROCESSORS
+from models.frame import Passthrough
 from tests import media
 from tests.server.test_streaming import assert_accounted, stats_of
 from tests.server.wsclient import receive, send, send_json
@@ -117,9 +118,9 @@ class FailsOnDarkFrames(Passthrough):
         return list(frames)
 
 
-async def test_a_processor_crash_fails_only_its_frame(start_server, http, frame_jpeg, monkeypatch):
-    monkeypatch.setitem(PROCESSORS, "fails_on_dark", lambda config: FailsOnDarkFrames())
-    server = await start_server(frame_processors=("fails_on_dark",), max_batch=8)
+async def test_a_processor_crash_fails_only_its_frame(start_server, http, frame_jpeg):
+    server = await start_server(frame_processors=("fails_on_dark",), max_batch=8,
+                                processors={**PROCESSORS, "fails_on_dark": lambda hub: FailsOnDarkFrames()})
     dark = media.jpeg(media.group_photo() * 0)
     async with http.ws_connect(server.make_url("/")) as bad, http.ws_connect(server.make_url("/")) as good:
         for round_ in range(5):

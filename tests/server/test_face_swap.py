@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data
 
+from models.hub import ModelHub, ModelSettings
 from models.options import DEFAULT_OPTIONS
-from models.processors import ModelHub, ModelSettings
 from protocol import (
     Config,
     ConfigConfirmation,
@@ -150,7 +150,6 @@ async def test_mirror_sharpness_and_blend_over_a_real_round_trip(start_server, h
 
 async def test_face_map_routes_two_sources_to_two_people(start_server, http, face_boxes):
     """Tom Hanks onto one person of t1.jpg, the astronaut onto another, the rest left alone."""
-    from models.processors import ModelHub, ModelSettings
     from models.recognizer import cosine
 
     analyser = ModelHub(ModelSettings()).analyser
@@ -190,7 +189,7 @@ async def test_mit_only_pipeline_swaps_with_centerface_alone(start_server, http,
     """--detector centerface: no InsightFace weights are loaded, and faces are still swapped."""
     from server.app import DEVICES
 
-    server = await start_server(frame_processors=("face_swapper",), detector="centerface")
+    server = await start_server(frame_processors=("face_swapper",), models=ModelSettings(detector="centerface"))
     from models.centerface import CenterFaceDetector
 
     analyser = server.app[DEVICES][0].pipeline.processors[0].analyser

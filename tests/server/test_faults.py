@@ -12,9 +12,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from models.choice import PROCESSORS
+from models.frame import Passthrough
 from protocol import Frame, ProcessedFrame, Stats, StatsRequest, encode_binary, encode_json
 from server.app import SESSIONS, STATS
-from server.processors import PROCESSORS, Passthrough
 from tests import media
 from tests.server.test_streaming import assert_accounted
 from tests.server.wsclient import receive, send, send_json
@@ -72,14 +73,13 @@ async def test_a_client_that_never_reads_does_not_grow_server_memory(frame_jpeg)
     assert_accounted(after)
 
 
-async def test_disconnect_mid_batch(start_server, http, frame_jpeg, monkeypatch):
+async def test_disconnect_mid_batch(start_server, http, frame_jpeg):
     class Slow(Passthrough):
         def process(self, frames, contexts):
             time.sleep(0.3)
             return list(frames)
 
-    monkeypatch.setitem(PROCESSORS, "slow", lambda hub: Slow())
-    server = await start_server(frame_processors=("slow",))
+    server = await start_server(frame_processors=("slow",), processors={**PROCESSORS, "slow": lambda hub: Slow()})
     async with http.ws_connect(server.make_url("/")) as stays:
         for _ in range(5):
             async with http.ws_connect(server.make_url("/")) as leaves:

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from client.config import ClientConfig
+from models.hub import ModelSettings
 from perf.drive import StreamDriver
 from perf.frames import moving_sequence, source_face
 from perf.synthetic_models import inswapper_like
@@ -48,7 +49,7 @@ async def test_frames_of_different_clients_share_batches_on_a_device_where_batch
                                                                                           tmp_path):
     """The simulated GPU: a launch floor per call makes a frame added to a batch nearly free."""
     inswapper_like(tmp_path / "inswapper_128.onnx")
-    server = await start_server(provider="simulated", frame_processors=("inswapper",), models_dir=tmp_path,
+    server = await start_server(models=ModelSettings(provider="simulated", models_dir=tmp_path), frame_processors=("inswapper",),
                                 latency_target_ms=200.0)
     await stream(server, clients=6, seconds=6.0, scene="astronaut", pacing=False)
     totals = await stats(http, server)

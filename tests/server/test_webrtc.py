@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from aiortc import AudioStreamTrack, RTCPeerConnection
 
-from models.processors import ModelHub, ModelSettings
+from models.hub import ModelHub, ModelSettings
 from protocol import (
     Config,
     ConfigConfirmation,

@@ -1,0 +1,64 @@
+"""Which processors a server runs: the names `--frame-processor` takes, and the automatic swapper choice.
+
+`PROCESSORS` is the default registry: a name -> a factory that makes the processor from the
+device's `ModelHub`. The server is given a registry (`create_app(..., processors=...)`), so a
+test adds its own processors to a copy instead of changing this one.
+"""
+from __future__ import annotations
+
+import logging
+from types import MappingProxyType
+from typing import Callable, Mapping, Sequence
+
+from .device import ModelDevice
+from .frame import FrameProcessor, Passthrough
+from .host import HostPool
+from .hub import ModelHub, ModelSettings
+from .processors import ClassicSwapper, FaceEnhancer, NeuralSwapper
+from .registry import MODELS, locate
+
+log = logging.getLogger(__name__)
+
+ProcessorFactory = Callable[[ModelHub], FrameProcessor]
+
+
+def auto_swapper_name(settings: ModelSettings) -> tuple[str, str]:
+    """`inswapper` when its weights are found, else `classic`; and why."""
+    if settings.detector == "centerface":
+        return "classic", "the MIT-only pipeline (--detector centerface) has the classic swapper only"
+    path = locate(MODELS["inswapper_128"], settings.models_dir)
+    if path is not None:
+        return "inswapper", f"found {path}"
+    return "classic", "inswapper_128.onnx not found (see `python -m models list`); using the embedded classic swapper"
+
+
+def build_swapper(name: str, hub: ModelHub) -> ClassicSwapper | NeuralSwapper:
+    """The swapper called `name` ("classic", "inswapper", or "auto": the one `auto_swapper_name` picks)."""
+    if name == "auto":
+        name, why = auto_swapper_name(hub.settings)
+        log.info("face swapper: %s (%s)", name, why)
+    return NeuralSwapper(hub) if name == "inswapper" else ClassicSwapper(hub)
+
+
+PROCESSORS: Mapping[str, ProcessorFactory] = MappingProxyType({
+    "passthrough": lambda hub: Passthrough(),
+    "classic": lambda hub: build_swapper("classic", hub),
+    "inswapper": lambda hub: build_swapper("inswapper", hub),
+    "auto": lambda hub: build_swapper("auto", hub),
+    "face_swapper": lambda hub: build_swapper("auto", hub),  # Deep-Live-Cam's name
+    "enhancer": FaceEnhancer,
+    "face_enhancer": FaceEnhancer,
+})
+
+
+def build_processors(names: Sequence[str], settings: ModelSettings, device: ModelDevice | None = None,
+                     host: HostPool | None = None,
+                     factories: Mapping[str, ProcessorFactory] = PROCESSORS) -> list[FrameProcessor]:
+    """Make the processors `names` in order from `factories`, sharing one set of model sessions
+    (`settings.device` says which GPU), their calls queued on `device`, their host work spread
+    over `host`."""
+    unknown = [name for name in names if name not in factories]
+    if unknown:
+        raise ValueError(f"unknown frame processor(s) {', '.join(unknown)}; available: {', '.join(factories)}")
+    hub = ModelHub(settings, device, host)
+    return [factories[name](hub) for name in names]

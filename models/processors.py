@@ -5,7 +5,7 @@ A processor has a `name`, `prepare_source(image)` (once per client source photo)
 faces of all frames). `contexts[i].sources[name]` is what `prepare_source` returned for
 frame i's client (None: no source yet), `contexts[i].face_map` its people-to-sources map
 (a frame with neither is left alone) and `contexts[i].options` its live options (see
-options.py). Swappers that can recognise people also have `can_identify` and `identify`.
+protocol/options.py). Swappers that can recognise people also have `can_identify` and `identify`.
 """
 from __future__ import annotations
 

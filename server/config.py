@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from models.options import DEFAULT_OPTIONS
+from protocol.options import DEFAULT_OPTIONS
 
 MAX_PIXELS_4K = 3840 * 2160
 

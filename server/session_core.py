@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from models.options import OptionError, merged
 from models.processors import MappedFace
 from protocol import (
     MAX_PACE_MS,
@@ -49,6 +48,7 @@ from protocol import (
     encode_binary,
     encode_json,
 )
+from protocol.options import OptionError, merged
 
 from .errors import reported
 from .limits import check_source_size

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data
 
-from models.options import DEFAULT_OPTIONS
 from models.processors import ModelHub, ModelSettings
 from protocol import (
     Config,
@@ -20,6 +19,7 @@ from protocol import (
     SourceFace,
     SourceFaceConfirmation,
 )
+from protocol.options import DEFAULT_OPTIONS
 from tests import media
 from tests.server.wsclient import receive, send, send_json
 

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
+from protocol.options import Option
+
 from .config import DEFAULT_SERVER_URL, TRANSPORTS, ClientConfig
 from .errors import UsageError
 from .media import X264_PRESETS
-from .options import OPTIONS, LiveOption
+from .options import FLAGS
 from .virtualcam import FALLBACKS
 
 TOKEN_ENV = "FACESTREAM_TOKEN"
@@ -43,7 +45,7 @@ def non_negative(kind: Callable[[str], Number]) -> Callable[[str], Number]:
     return parse
 
 
-def _in_range(option: LiveOption) -> Callable[[str], float]:
+def _in_range(option: Option) -> Callable[[str], float]:
     def parse(text: str) -> float:
         value = float(text)
         if option.clamp(value) != value:
@@ -54,18 +56,18 @@ def _in_range(option: LiveOption) -> Callable[[str], float]:
 
 
 def _add_option_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per live option (`--many-faces/--no-many-faces`, `--opacity 0..1`, ...); unset
-    flags are not sent, so the server's defaults apply."""
+    """One flag per live option this client offers (`--many-faces/--no-many-faces`, `--opacity 0..1`,
+    ...); unset flags are not sent, so the server's defaults apply."""
     group = parser.add_argument_group(
         "swap options", "starting values of the live options, sent after every (re)connect; in the window, "
         "keys change them (h lists the keys); unset: the server's defaults")
-    for option in OPTIONS:
-        if option.is_switch:
+    for option in FLAGS:
+        if option.kind == "switch":
             group.add_argument(option.flag, dest=f"option_{option.name}", action=argparse.BooleanOptionalAction,
                                default=None, help=option.help)
         else:
             group.add_argument(option.flag, dest=f"option_{option.name}", type=_in_range(option), default=None,
-                               metavar=f"{option.low:g}..{option.high:g}", help=option.help)
+                               metavar=option.range, help=option.help)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -226,7 +228,7 @@ def parse_config(argv: Sequence[str] | None = None) -> ClientConfig:
         virtual_cam=args.virtual_cam is not None,
         virtual_cam_device=args.virtual_cam or None,
         virtual_cam_fallback=args.virtual_cam_fallback,
-        options={option.name: value for option in OPTIONS
+        options={option.name: value for option in FLAGS
                  if (value := getattr(args, f"option_{option.name}")) is not None},
         stats_only=args.stats,
         list_cameras=args.list_cameras,

@@ -12,32 +12,33 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from protocol import Config, StatsRequest
+from protocol.options import OPTIONS, Option
 
-from .options import BY_NAME, LiveOption, describe
+from .options import describe
 
 HELP_KEY = "h"
 STATS_KEY = "t"
 OPTIONS_PER_LINE = 3  # the overlay stays narrow enough for a 640-pixel picture
 
 # A key's effect: (option, current value, the last value it had while on) -> the new value.
-Change = Callable[[LiveOption, Any, Any], Any]
+Change = Callable[[Option, Any, Any], Any]
 
 
-def toggle(option: LiveOption, value: Any, last_on: Any) -> bool:
+def toggle(option: Option, value: Any, last_on: Any) -> bool:
     return not value
 
 
 def switch(on_value: float) -> Change:
     """Off (0) and back on to the value it had before, or `on_value` the first time."""
 
-    def change(option: LiveOption, value: Any, last_on: Any) -> float:
+    def change(option: Option, value: Any, last_on: Any) -> float:
         return 0 if value else (last_on or on_value)
 
     return change
 
 
 def step(delta: float) -> Change:
-    def change(option: LiveOption, value: Any, last_on: Any) -> float:
+    def change(option: Option, value: Any, last_on: Any) -> float:
         return option.clamp(round(float(value) + delta, 2))
 
     return change
@@ -97,7 +98,7 @@ class LiveControls:
         if control.option not in self.effective:
             self.note = f"this server has no {control.option} option"
             return None
-        option = BY_NAME[control.option]
+        option = OPTIONS[control.option]
         current = self.wanted.get(option.name, self.effective[option.name])
         if current:
             self._last_on[option.name] = current

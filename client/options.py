@@ -1,48 +1,19 @@
-"""The server's live swap options as the client knows them: names, ranges, labels.
+"""The live options as this client offers them: which become command-line flags, and how the
+overlay shows a value.
 
-The client speaks the protocol only (it may not import `models/`), so it keeps its own
-table of the options docs/protocol.md lists. One row makes an option a command-line flag
-(its starting value), gives it a label in the window's overlay and lets a key reach it.
-The server stays the judge: it validates every `config` and confirms the options in
-effect, and options it reports that are missing here are still shown, by their name.
+The options themselves (names, ranges, defaults, help, labels) are `protocol.options`. The
+server stays the judge: it validates every `config` and confirms the options in effect.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from protocol.options import OPTIONS, Option
 
-@dataclass(frozen=True)
-class LiveOption:
-    name: str  # as on the wire, and as the flag: many_faces -> --many-faces
-    label: str  # short, for the overlay
-    help: str
-    low: float | None = None  # None: an on/off switch
-    high: float | None = None
-
-    @property
-    def is_switch(self) -> bool:
-        return self.low is None
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    def clamp(self, value: float) -> float:
-        assert self.low is not None and self.high is not None
-        return min(self.high, max(self.low, value))
-
-
-OPTIONS: tuple[LiveOption, ...] = (
-    LiveOption("many_faces", "many faces", "swap every face in the picture (--no-many-faces: the largest only)"),
-    LiveOption("mouth_mask", "mouth", "keep your own mouth: 0 off .. 100 (more keeps more around it)", 0, 100),
-    LiveOption("opacity", "opacity", "blend of the swapped face over yours: 0 (swap off) .. 1", 0, 1),
-    LiveOption("color_correction", "colour", "match the swapped face's colour to your skin and light"),
-    LiveOption("smoothing", "smoothing", "steadiness of the face positions: 0 off .. 10", 0, 10),
-    LiveOption("mirror", "mirror", "flip the picture left to right"),
-)
-
-BY_NAME: dict[str, LiveOption] = {option.name: option for option in OPTIONS}
+# The options with a command-line flag (their starting value, sent after every connect), in
+# the order --help lists them; the keys of the window reach some of them (controls.py).
+FLAGS: tuple[Option, ...] = tuple(OPTIONS[name] for name in (
+    "many_faces", "mouth_mask", "opacity", "color_correction", "smoothing", "mirror"))
 
 
 def show_value(value: Any) -> str:
@@ -52,6 +23,7 @@ def show_value(value: Any) -> str:
 
 
 def describe(name: str, value: Any) -> str:
-    """'opacity 0.9', 'colour off': one option as the overlay shows it."""
-    option = BY_NAME.get(name)
+    """'opacity 0.9', 'colour off': one option as the overlay shows it (a server's option this
+    side does not know, by its name)."""
+    option = OPTIONS.get(name)
     return f"{option.label if option is not None else name.replace('_', ' ')} {show_value(value)}"

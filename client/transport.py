@@ -14,17 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from protocol import (
-    PACING,
-    Frame,
-    Message,
-    ProtocolError,
-    SourceFace,
-    decode_binary,
-    decode_json,
-    encode_binary,
-    encode_json,
-)
+from protocol import PACING, Message, ProtocolError, decode_binary, decode_json, encode
 
 from .config import ClientConfig
 from .errors import ConnectError
@@ -130,7 +120,8 @@ def decode_message(message: aiohttp.WSMessage) -> Message | None:
 
 async def send_message(ws: aiohttp.ClientWebSocketResponse, message: Message, binary: bool) -> None:
     """Frames and source faces go binary in `--binary` mode; everything else is JSON text."""
-    if binary and isinstance(message, (Frame, SourceFace)):
-        await ws.send_bytes(encode_binary(message))
+    data, as_binary = encode(message, binary)
+    if as_binary:
+        await ws.send_bytes(data)
     else:
-        await ws.send_str(encode_json(message).decode())
+        await ws.send_str(data.decode())

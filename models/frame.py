@@ -3,7 +3,7 @@
 A processor has a `name`, `prepare_source(image)` (once per client source photo) and
 `process(frames, contexts)` (once per batch, so a model runs once for all frames of all
 clients). `contexts[i]` is frame i's `FrameContext`: its client's prepared sources, face
-map and live options (models/options.py), the client's state across frames (its face
+map and live options (protocol/options.py), the client's state across frames (its face
 tracks), the frame's tracking time and order, and the frame's own `scratch`, through which
 one processor hands the next what it found (models/analysis.py's `ANALYSED`: the faces).
 

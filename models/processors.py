@@ -4,7 +4,7 @@ Each is a `frame.FrameProcessor`: `prepare_source(image)` once per client source
 `process(frames, contexts)` once per batch, every model step one ONNX call for all faces of
 all frames. `contexts[i].sources[name]` is what `prepare_source` returned for frame i's
 client (None: no source yet), `contexts[i].face_map` its people-to-sources map (a frame with
-neither is left alone) and `contexts[i].options` its live options (see options.py).
+neither is left alone) and `contexts[i].options` its live options (see protocol/options.py).
 Swappers that can recognise people also have `can_identify` and `identify`. They get their
 models from a `hub.ModelHub`; `choice.py` names them for `--frame-processor`.
 """

@@ -33,8 +33,7 @@ from protocol import (
     SourceFaceConfirmation,
     Stats,
     StatsRequest,
-    encode_binary,
-    encode_json,
+    encode,
 )
 
 log = logging.getLogger(__name__)
@@ -195,13 +194,12 @@ class StreamDriver:
         jpeg = self.frames[self._next_frame % len(self.frames)]
         self._next_frame += 1
         frame = Frame(jpeg=jpeg, timestamp=captured_at, seq=self.window.next_seq())
-        data, opcode = (encode_binary(frame), aiohttp.WSMsgType.BINARY) if self.config.binary else \
-            (encode_json(frame), aiohttp.WSMsgType.TEXT)
+        data, binary = encode(frame, self.config.binary)
         # Book the frame before the send: its answer may arrive before send returns.
         self.window.sent(time.perf_counter())
         phase.sent += 1
         phase.bytes_up += len(data)
-        await self.ws.send_frame(data, opcode)
+        await self.ws.send_frame(data, aiohttp.WSMsgType.BINARY if binary else aiohttp.WSMsgType.TEXT)
 
     async def _drain(self) -> None:
         """Wait until every frame sent is answered, superseded, failed or timed out."""

@@ -1,4 +1,6 @@
-"""JSON text framing (orjson), compatible with the original Deep-Live-Cam clients.
+"""JSON text framing, compatible with the original Deep-Live-Cam clients: each message type's
+reader (fields -> message) and writer (message -> fields). `codec.MESSAGE_TYPES` pairs them
+with the type names; `codec.decode_json` and `encode_json` parse and serialize (orjson).
 
 Compatibility rules (docs/protocol.md): unknown fields are ignored, timestamps are echoed with
 their type, image data is plain base64 but a `data:image/...;base64,` prefix is accepted.
@@ -7,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Callable
-
-import orjson
+from typing import Any, Literal, get_args
 
 from .errors import ErrorCode, ProtocolError
 from .messages import (
@@ -22,7 +22,6 @@ from .messages import (
     FacePair,
     Frame,
     Message,
-    Ping,
     PairStatus,
     Pong,
     ProcessedFrame,
@@ -30,9 +29,11 @@ from .messages import (
     SourceFace,
     SourceFaceConfirmation,
     Stats,
-    StatsRequest,
+    Status,
     Timestamp,
 )
+
+Fields = dict[str, Any]  # a JSON message's object, its "type" included
 
 _DATA_URL_MARK = ";base64,"
 
@@ -55,7 +56,7 @@ def decode_base64(text: Any, seq: int | None = None) -> bytes:
     return data
 
 
-def _required(fields: dict[str, Any], name: str, seq: int | None = None, owner: str | None = None) -> Any:
+def _required(fields: Fields, name: str, seq: int | None = None, owner: str | None = None) -> Any:
     """`owner` names an object inside a message (a face-map pair); by default, the message."""
     try:
         return fields[name]
@@ -64,7 +65,7 @@ def _required(fields: dict[str, Any], name: str, seq: int | None = None, owner: 
         raise ProtocolError(ErrorCode.MISSING_FIELD, f"{owner} needs '{name}'", seq) from None
 
 
-def _optional_timestamp(fields: dict[str, Any], seq: int | None) -> Timestamp | None:
+def _optional_timestamp(fields: Fields, seq: int | None) -> Timestamp | None:
     value = fields.get("timestamp")
     if value is None:
         return None
@@ -73,7 +74,7 @@ def _optional_timestamp(fields: dict[str, Any], seq: int | None) -> Timestamp | 
     return value
 
 
-def _optional_seq(fields: dict[str, Any]) -> int | None:
+def _optional_seq(fields: Fields) -> int | None:
     value = fields.get("seq")
     if value is None:
         return None
@@ -82,7 +83,7 @@ def _optional_seq(fields: dict[str, Any]) -> int | None:
     return value
 
 
-def _optional_pace(fields: dict[str, Any], seq: int | None) -> int | None:
+def _optional_pace(fields: Fields, seq: int | None) -> int | None:
     value = fields.get("pace_ms")
     if value is None:
         return None
@@ -91,29 +92,29 @@ def _optional_pace(fields: dict[str, Any], seq: int | None) -> int | None:
     return value
 
 
-def _string(fields: dict[str, Any], name: str, default: str | None = None, owner: str | None = None) -> str:
+def _string(fields: Fields, name: str, default: str | None = None, owner: str | None = None) -> str:
     value = fields.get(name, default) if default is not None else _required(fields, name, owner=owner)
     if not isinstance(value, str):
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' must be a string")
     return value
 
 
-def _frame(fields: dict[str, Any]) -> Frame:
-    seq = _optional_seq(fields)
-    timestamp = _optional_timestamp(fields, seq)
-    return Frame(jpeg=decode_base64(_required(fields, "data", seq), seq), timestamp=timestamp, seq=seq)
-
-
-def _processed_frame(fields: dict[str, Any]) -> ProcessedFrame:
-    seq = _optional_seq(fields)
+def _required_timestamp(fields: Fields, seq: int | None) -> Timestamp:
     timestamp = _optional_timestamp(fields, seq)
     if timestamp is None:
-        raise ProtocolError(ErrorCode.MISSING_FIELD, "'processed_frame' message needs 'timestamp'", seq)
-    return ProcessedFrame(jpeg=decode_base64(_required(fields, "data", seq), seq), timestamp=timestamp, seq=seq,
-                          pace_ms=_optional_pace(fields, seq))
+        raise ProtocolError(ErrorCode.MISSING_FIELD, f"'{fields.get('type')}' message needs 'timestamp'", seq)
+    return timestamp
 
 
-def _object(fields: dict[str, Any], name: str) -> dict[str, Any]:
+def _status(fields: Fields, allowed: Any, owner: str | None = None) -> Any:
+    """A status field, one of the values of the `Literal` type `allowed` (docs/protocol.md)."""
+    value = _string(fields, "status", owner=owner)
+    if value not in get_args(allowed):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'status' must be one of {', '.join(get_args(allowed))}")
+    return value
+
+
+def _object(fields: Fields, name: str) -> Fields:
     value = _required(fields, name)
     if not isinstance(value, dict):
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' of '{fields.get('type')}' must be an object")
@@ -123,7 +124,7 @@ def _object(fields: dict[str, Any], name: str) -> dict[str, Any]:
 MAX_FACE_PAIRS = 16
 
 
-def _list(fields: dict[str, Any], name: str, max_items: int) -> list[Any]:
+def _list(fields: Fields, name: str, max_items: int) -> list[Any]:
     value = _required(fields, name)
     if not isinstance(value, list) or not value:
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' must be a non-empty list")
@@ -134,7 +135,113 @@ def _list(fields: dict[str, Any], name: str, max_items: int) -> list[Any]:
     return value
 
 
-def _face_map(fields: dict[str, Any]) -> FaceMap:
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _with_seq(fields: Fields, seq: int | None) -> Fields:
+    if seq is not None:
+        fields["seq"] = seq
+    return fields
+
+
+# ---- each type's reader and writer -------------------------------------------------
+# A reader gets the whole object ("type" included, for its error texts); a writer returns
+# the fields after "type", in the order they go on the wire.
+
+def no_fields(message: Message) -> Fields:
+    return {}
+
+
+def read_frame(fields: Fields) -> Frame:
+    seq = _optional_seq(fields)
+    timestamp = _optional_timestamp(fields, seq)
+    return Frame(jpeg=decode_base64(_required(fields, "data", seq), seq), timestamp=timestamp, seq=seq)
+
+
+def write_frame(message: Frame) -> Fields:
+    fields: Fields = {"data": _b64(message.jpeg)}
+    if message.timestamp is not None:
+        fields["timestamp"] = message.timestamp
+    return _with_seq(fields, message.seq)
+
+
+def read_processed_frame(fields: Fields) -> ProcessedFrame:
+    seq = _optional_seq(fields)
+    timestamp = _required_timestamp(fields, seq)
+    return ProcessedFrame(jpeg=decode_base64(_required(fields, "data", seq), seq), timestamp=timestamp, seq=seq,
+                          pace_ms=_optional_pace(fields, seq))
+
+
+def write_processed_frame(message: ProcessedFrame) -> Fields:
+    fields = _with_seq({"data": _b64(message.jpeg), "timestamp": message.timestamp}, message.seq)
+    if message.pace_ms is not None:
+        fields["pace_ms"] = message.pace_ms
+    return fields
+
+
+def read_source_face(fields: Fields) -> SourceFace:
+    return SourceFace(image=decode_base64(_required(fields, "data")))
+
+
+def write_source_face(message: SourceFace) -> Fields:
+    return {"data": _b64(message.image)}
+
+
+def read_source_face_confirmation(fields: Fields) -> SourceFaceConfirmation:
+    return SourceFaceConfirmation(status=_status(fields, Status), message=_string(fields, "message", ""))
+
+
+def write_source_face_confirmation(message: SourceFaceConfirmation) -> Fields:
+    return {"status": message.status, "message": message.message}
+
+
+def read_stats(fields: Fields) -> Stats:
+    return Stats(data=_object(fields, "data"))
+
+
+def write_stats(message: Stats) -> Fields:
+    return {"data": message.data}
+
+
+def read_pong(fields: Fields) -> Pong:
+    return Pong(timestamp=_required_timestamp(fields, None))
+
+
+def write_pong(message: Pong) -> Fields:
+    return {"timestamp": message.timestamp}
+
+
+def read_error(fields: Fields) -> Error:
+    code: ErrorCode | str = _string(fields, "code", "unknown")
+    try:
+        code = ErrorCode(code)
+    except ValueError:
+        pass  # a code newer than this side: kept as the peer spelled it
+    return Error(code=code, message=_string(fields, "message", ""), seq=_optional_seq(fields))
+
+
+def write_error(message: Error) -> Fields:
+    return _with_seq({"code": str(message.code), "message": message.message}, message.seq)
+
+
+def read_config(fields: Fields) -> Config:
+    return Config(options=_object(fields, "options"))
+
+
+def write_config(message: Config) -> Fields:
+    return {"options": message.options}
+
+
+def read_config_confirmation(fields: Fields) -> ConfigConfirmation:
+    return ConfigConfirmation(status=_status(fields, Literal["success"]), options=_object(fields, "options"))
+
+
+def write_config_confirmation(message: ConfigConfirmation) -> Fields:
+    return {"status": message.status, "options": message.options}
+
+
+def read_face_map(fields: Fields) -> FaceMap:
     pairs = _list(fields, "pairs", MAX_FACE_PAIRS)
     return FaceMap(pairs=tuple(
         FacePair(source=decode_base64(_required(p, "source", owner=f"pair {i} of 'face_map'")),
@@ -143,128 +250,34 @@ def _face_map(fields: dict[str, Any]) -> FaceMap:
     ))
 
 
-def _face_map_confirmation(fields: dict[str, Any]) -> FaceMapConfirmation:
+def write_face_map(message: FaceMap) -> Fields:
+    return {"pairs": [{"source": _b64(p.source), "target": _b64(p.target)} for p in message.pairs]}
+
+
+def read_face_map_confirmation(fields: Fields) -> FaceMapConfirmation:
     pairs = fields.get("pairs", [])
     if not isinstance(pairs, list) or not all(isinstance(p, dict) for p in pairs):
         raise ProtocolError(ErrorCode.INVALID_FIELD, "'pairs' must be a list of objects")
     return FaceMapConfirmation(
-        status=_string(fields, "status"),
+        status=_status(fields, Status),
         message=_string(fields, "message", ""),
-        pairs=tuple(PairStatus(status=_string(p, "status", owner=f"pair {i} of 'face_map_confirmation'"),
+        pairs=tuple(PairStatus(status=_status(p, Status, owner=f"pair {i} of 'face_map_confirmation'"),
                                message=_string(p, "message", ""))
                     for i, p in enumerate(pairs, 1)),
     )
 
 
-def _reconnect(fields: dict[str, Any]) -> Reconnect:
+def write_face_map_confirmation(message: FaceMapConfirmation) -> Fields:
+    return {"status": message.status, "message": message.message,
+            "pairs": [{"status": p.status, "message": p.message} for p in message.pairs]}
+
+
+def read_reconnect(fields: Fields) -> Reconnect:
     delay = fields.get("delay_ms", 0)
     if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
         raise ProtocolError(ErrorCode.INVALID_FIELD, "'delay_ms' must be a non-negative integer")
     return Reconnect(reason=_string(fields, "reason", ""), delay_ms=delay)
 
 
-def _pong(fields: dict[str, Any]) -> Pong:
-    timestamp = _optional_timestamp(fields, None)
-    if timestamp is None:
-        raise ProtocolError(ErrorCode.MISSING_FIELD, "'pong' message needs 'timestamp'")
-    return Pong(timestamp=timestamp)
-
-
-def _error(fields: dict[str, Any]) -> Error:
-    return Error(code=_string(fields, "code", "unknown"), message=_string(fields, "message", ""), seq=_optional_seq(fields))
-
-
-_DECODERS: dict[str, Callable[[dict[str, Any]], Message]] = {
-    "frame": _frame,
-    "processed_frame": _processed_frame,
-    "source_face": lambda f: SourceFace(image=decode_base64(_required(f, "data"))),
-    "source_face_confirmation": lambda f: SourceFaceConfirmation(
-        status=_string(f, "status"), message=_string(f, "message", "")
-    ),
-    "stats_request": lambda f: StatsRequest(),
-    "stats": lambda f: Stats(data=_object(f, "data")),
-    "ping": lambda f: Ping(),
-    "pong": _pong,
-    "error": _error,
-    "config": lambda f: Config(options=_object(f, "options")),
-    "reconnect": _reconnect,
-    "face_map": _face_map,
-    "face_map_confirmation": _face_map_confirmation,
-    "config_confirmation": lambda f: ConfigConfirmation(status=_string(f, "status"), options=_object(f, "options")),
-}
-
-
-def decode_json(text: str | bytes) -> Message:
-    """Parse one JSON text message; raises `ProtocolError` for anything unacceptable."""
-    try:
-        fields = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError(ErrorCode.BAD_JSON, f"message is not valid JSON: {exc}") from None
-    if not isinstance(fields, dict):
-        raise ProtocolError(ErrorCode.BAD_JSON, "message must be a JSON object")
-    kind = fields.get("type")
-    if kind is None:
-        raise ProtocolError(ErrorCode.MISSING_FIELD, "message needs a 'type'")
-    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
-    if decoder is None:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}")
-    try:
-        return decoder(fields)
-    except ProtocolError as exc:
-        exc.message_type = kind
-        raise
-
-
-def _with_seq(fields: dict[str, Any], seq: int | None) -> dict[str, Any]:
-    if seq is not None:
-        fields["seq"] = seq
-    return fields
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _fields(message: Message) -> dict[str, Any]:
-    if isinstance(message, ProcessedFrame):
-        fields = _with_seq({"type": "processed_frame", "data": _b64(message.jpeg), "timestamp": message.timestamp},
-                           message.seq)
-        if message.pace_ms is not None:
-            fields["pace_ms"] = message.pace_ms
-        return fields
-    if isinstance(message, Frame):
-        fields: dict[str, Any] = {"type": "frame", "data": _b64(message.jpeg)}
-        if message.timestamp is not None:
-            fields["timestamp"] = message.timestamp
-        return _with_seq(fields, message.seq)
-    if isinstance(message, SourceFace):
-        return {"type": "source_face", "data": _b64(message.image)}
-    if isinstance(message, SourceFaceConfirmation):
-        return {"type": "source_face_confirmation", "status": message.status, "message": message.message}
-    if isinstance(message, StatsRequest):
-        return {"type": "stats_request"}
-    if isinstance(message, Stats):
-        return {"type": "stats", "data": message.data}
-    if isinstance(message, Ping):
-        return {"type": "ping"}
-    if isinstance(message, Pong):
-        return {"type": "pong", "timestamp": message.timestamp}
-    if isinstance(message, Config):
-        return {"type": "config", "options": message.options}
-    if isinstance(message, ConfigConfirmation):
-        return {"type": "config_confirmation", "status": message.status, "options": message.options}
-    if isinstance(message, FaceMap):
-        return {"type": "face_map", "pairs": [{"source": _b64(p.source), "target": _b64(p.target)} for p in message.pairs]}
-    if isinstance(message, FaceMapConfirmation):
-        return {"type": "face_map_confirmation", "status": message.status, "message": message.message,
-                "pairs": [{"status": p.status, "message": p.message} for p in message.pairs]}
-    if isinstance(message, Reconnect):
-        return {"type": "reconnect", "reason": message.reason, "delay_ms": message.delay_ms}
-    if isinstance(message, Error):
-        return _with_seq({"type": "error", "code": str(message.code), "message": message.message}, message.seq)
-    raise TypeError(f"not a protocol message: {message!r}")
-
-
-def encode_json(message: Message) -> bytes:
-    """Serialize a message as UTF-8 JSON text (send it as a WebSocket text frame)."""
-    return orjson.dumps(_fields(message), option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+def write_reconnect(message: Reconnect) -> Fields:
+    return {"reason": message.reason, "delay_ms": message.delay_ms}

@@ -7,7 +7,9 @@ Image payloads are raw bytes here; base64 exists only inside the JSON codec.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Literal, Union, get_args
+
+from .errors import ErrorCode
 
 # Timestamps are echoed exactly as received: Python clients send float seconds,
 # browsers send integer milliseconds.
@@ -20,6 +22,9 @@ PACING = "facestream.pacing"
 # order and answered in order, none superseded.
 JOB = "facestream.job"
 MAX_PACE_MS = 0xFFFFFFFF
+
+# How a request went: "error" comes with a message saying why (docs/protocol.md).
+Status = Literal["success", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,7 @@ class SourceFace:
 
 @dataclass(frozen=True, slots=True)
 class SourceFaceConfirmation:
-    status: str  # "success" | "error"
+    status: Status
     message: str = ""
 
 
@@ -76,7 +81,7 @@ class Pong:
 
 @dataclass(frozen=True, slots=True)
 class Error:
-    code: str
+    code: ErrorCode | str  # a code newer than this side's ErrorCode stays a string
     message: str
     seq: int | None = None
 
@@ -90,7 +95,7 @@ class Config:
 
 @dataclass(frozen=True, slots=True)
 class ConfigConfirmation:
-    status: str  # "success"
+    status: Literal["success"]  # a refused `config` is answered with an `error` instead
     options: dict[str, Any] = field(default_factory=dict)  # all effective options
 
 
@@ -111,13 +116,13 @@ class FaceMap:
 
 @dataclass(frozen=True, slots=True)
 class PairStatus:
-    status: str  # "success" | "error"
+    status: Status
     message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class FaceMapConfirmation:
-    status: str  # "success" when every pair was accepted
+    status: Status  # "success" when every pair was accepted
     message: str = ""
     pairs: tuple[PairStatus, ...] = ()
 
@@ -147,3 +152,8 @@ Message = Union[
     FaceMap,
     FaceMapConfirmation,
 ]
+
+# `from protocol import Frame`: the package exports these (protocol/__init__.py), every
+# message type by way of the union above.
+__all__ = ["JOB", "MAX_PACE_MS", "PACING", "FacePair", "Message", "PairStatus", "Status", "Timestamp",
+           *(message.__name__ for message in get_args(Message))]

@@ -1,5 +1,6 @@
 """The aiohttp application: WebSocket endpoint at `/`, WebRTC signalling at `/whip`, the web
-page, `/stats`, `/metrics`, `/healthz`, `/readyz` and `POST /admin/drain`.
+page (and `/options`, the live options it builds its controls from), `/stats`, `/metrics`,
+`/healthz`, `/readyz` and `POST /admin/drain`.
 
 Both transports admit a client the same way (token, origin, drain, `--max-clients`, counted
 together), give it a `SessionCore` on the least loaded device, and register it in `SESSIONS`,
@@ -27,7 +28,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from protocol import JOB, PACING
+from protocol import JOB, PACING, options
 from protocol.webrtc import WHIP_PATH
 
 from models.choice import PROCESSORS, ProcessorFactory, build_processors
@@ -300,6 +301,11 @@ async def _whip_delete(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def _options(request: web.Request) -> web.Response:
+    """The live options table (protocol/options.py), for the page: a new option gets its control."""
+    return web.json_response(options.as_json())
+
+
 async def _stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATS].snapshot())
 
@@ -417,6 +423,7 @@ def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: No
         app.router.add_post(WHIP_PATH, _whip_offer)
         app.router.add_route("OPTIONS", WHIP_PATH, _whip_options)
         app.router.add_delete(WHIP_PATH + "/{session_id}", _whip_delete)
+    app.router.add_get("/options", _options)
     app.router.add_get("/stats", _stats)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)

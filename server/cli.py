@@ -5,11 +5,11 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from models.options import OPTIONS, OptionError, validate
 from models.choice import PROCESSORS
 from models.hub import DETECTORS, ModelSettings
 from models.sessions import ProviderError, check_provider
 from models.simulated import COST_TABLES
+from protocol.options import OPTIONS, OptionError, validate
 
 from .config import IceServer, ServerConfig
 from .security import parse_origin
@@ -107,14 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hold-frames", type=int, default=models.hold_frames, metavar="N",
                         help="keep swapping a face the detector lost for up to N frames (no single-frame dropouts)")
     options = parser.add_argument_group("swap options (defaults for every client; each client may change its own)")
-    for name, spec in OPTIONS.items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(spec.default, bool):
-            options.add_argument(flag, action=argparse.BooleanOptionalAction, default=spec.default, help=spec.help)
-        elif spec.choices:
-            options.add_argument(flag, choices=spec.choices, default=spec.default, help=spec.help)
+    for option in OPTIONS.values():
+        if option.kind == "switch":
+            options.add_argument(option.flag, action=argparse.BooleanOptionalAction, default=option.default,
+                                 help=option.help)
+        elif option.kind == "choice":
+            options.add_argument(option.flag, choices=option.choices, default=option.default, help=option.help)
         else:
-            options.add_argument(flag, type=float, default=spec.default, metavar=spec.range, help=spec.help)
+            options.add_argument(option.flag, type=float, default=option.default, metavar=option.range,
+                                 help=option.help)
     parser.add_argument(
         "--max-message-bytes", type=_positive, default=defaults.max_message_bytes,
         help="largest WebSocket message accepted; bigger ones close the connection (1009)",

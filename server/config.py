@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from models.hub import ModelSettings
-from models.options import DEFAULT_OPTIONS
+from protocol.options import DEFAULT_OPTIONS
 
 MAX_PIXELS_4K = 3840 * 2160
 

@@ -29,7 +29,8 @@ from yarl import URL
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = ("/healthz", "/readyz", "/static/")  # health checks and the page's own files need no token
+# Health checks, and the page's own files and its options table, need no token.
+OPEN_PATHS = ("/healthz", "/readyz", "/static/", "/options")
 
 
 class TokenStore:

@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from models.options import OptionError, merged
 from models.frame import FrameContext, MappedFace
 from protocol import (
     MAX_PACE_MS,
@@ -44,11 +43,11 @@ from protocol import (
     SourceFaceConfirmation,
     Stats,
     StatsRequest,
-    decode_binary,
-    decode_json,
-    encode_binary,
+    decode,
+    encode,
     encode_json,
 )
+from protocol.options import OptionError, merged
 
 from .errors import reported
 from .limits import check_source_size
@@ -179,7 +178,7 @@ class SessionCore:
         """One message from the client. A bad one is answered with an `error`, never a disconnect."""
         self.last_activity = now
         try:
-            message = decode_binary(data) if binary else decode_json(data)
+            message = decode(data, binary)
             return self._dispatch(message, binary, now, wall_time)
         except ProtocolError as exc:
             if exc.message_type == "frame":  # a frame we could not parse is still received, and failed
@@ -340,7 +339,7 @@ class SessionCore:
     # ---- outbound -----------------------------------------------------------------
     def send_error(self, error: ProtocolError) -> None:
         self.stats.errors[error.code.value] += 1
-        self.queue_control(Error(code=error.code.value, message=error.message, seq=error.seq))
+        self.queue_control(Error(code=error.code, message=error.message, seq=error.seq))
 
     def queue_control(self, message: Message) -> None:
         if not self.closed:
@@ -404,7 +403,7 @@ class SessionCore:
         pace_ms = None if self.pace is None else min(MAX_PACE_MS, round(1000 * self.pace(job.received_at, job.taken_at)))
         assert isinstance(result, bytes)
         reply = ProcessedFrame(jpeg=result, timestamp=job.reply_timestamp, seq=job.frame.seq, pace_ms=pace_ms)
-        return Outgoing(encode_binary(reply) if job.binary else encode_json(reply), job.binary, job)
+        return Outgoing(*encode(reply, job.binary), job)
 
     def sent(self, outgoing: Outgoing, now: float) -> None:
         """`outgoing` was handed to the socket."""

@@ -2,7 +2,7 @@
 // video track, the result played in a <video>) or a WebSocket (JPEG frames, drawn on a canvas).
 // This module only wires the page together; the parts live in protocol.js (wire format),
 // flow.js (in-flight window), connection.js (socket, reconnect), webrtc.js (WHIP, peer),
-// camera.js, display.js, ui.js.
+// camera.js, display.js, options.js (the live options' controls), ui.js.
 
 import * as protocol from "./protocol.js";
 import { InFlightWindow } from "./flow.js";
@@ -18,6 +18,7 @@ import {
   photoToJpeg,
 } from "./camera.js";
 import { FrameView, LatencyMeter, RateMeter } from "./display.js";
+import { describeOptions, loadOptions, optionControl } from "./options.js";
 import { MessageLog, describeServerError, renderStats } from "./ui.js";
 
 // A frame unanswered this long is given up on, so a lost frame cannot stall the window.
@@ -49,10 +50,7 @@ const ui = {
   sendWidth: $("send-width"),
   jpegQuality: $("jpeg-quality"),
   windowSize: $("window-size"),
-  optManyFaces: $("opt-many-faces"),
-  optColorCorrection: $("opt-color-correction"),
-  optOpacity: $("opt-opacity"),
-  optMouthMask: $("opt-mouth-mask"),
+  optionControls: $("option-controls"),
   optionsStatus: $("options-status"),
   statsRefresh: $("stats-refresh"),
   stats: $("stats"),
@@ -159,7 +157,8 @@ function handleJson(message) {
     case "config_confirmation":
       state.confirmedOptions = message.options;
       showOptions(message.options);
-      setNote(ui.optionsStatus, `In effect: ${describeOptions(message.options)}`, "ok");
+      setNote(ui.optionsStatus, `In effect: ${describeOptions(optionTable, message.options) || "server defaults"}`,
+        "ok");
       break;
     case "stats":
       renderStats(ui.stats, message.data);
@@ -399,19 +398,23 @@ async function fitForChannel(jpeg) {
 
 // ---- live options -------------------------------------------------------------------
 
-const OPTION_CONTROLS = {
-  many_faces: { input: ui.optManyFaces, read: (i) => i.checked, write: (i, v) => (i.checked = Boolean(v)) },
-  color_correction: { input: ui.optColorCorrection, read: (i) => i.checked, write: (i, v) => (i.checked = Boolean(v)) },
-  opacity: { input: ui.optOpacity, read: (i) => Number(i.value), write: (i, v) => (i.value = String(v)) },
-  mouth_mask: { input: ui.optMouthMask, read: (i) => Number(i.value), write: (i, v) => (i.value = String(Number(v))) },
-};
+let optionTable = []; // the server's live options (protocol/options.py), once loaded
+const optionControls = new Map(); // option name -> its control
 
-for (const [name, control] of Object.entries(OPTION_CONTROLS)) {
-  // `change` fires when a slider is released: one config message per gesture, not per pixel.
-  control.input.addEventListener("change", () => changeOption(name, control.read(control.input)));
-}
-bindOutput(ui.optOpacity, $("opt-opacity-value"), (v) => Number(v).toFixed(2));
-bindOutput(ui.optMouthMask, $("opt-mouth-mask-value"), (v) => String(Math.round(Number(v))));
+loadOptions().then(
+  (table) => {
+    optionTable = table;
+    for (const option of table) {
+      const control = optionControl(option);
+      // `change` fires when a slider is released: one config message per gesture, not per pixel.
+      control.input.addEventListener("change", () => changeOption(option.name, control.read()));
+      optionControls.set(option.name, control);
+      ui.optionControls.append(control.element);
+    }
+    if (state.confirmedOptions) showOptions(state.confirmedOptions);
+  },
+  (error) => log.add(`Could not load the live options (${error.message}): their controls are missing.`, "warn"),
+);
 
 function changeOption(name, value) {
   state.userOptions[name] = value;
@@ -429,21 +432,12 @@ function configRefused(message) {
 }
 
 function showOptions(options) {
-  for (const [name, control] of Object.entries(OPTION_CONTROLS)) {
+  for (const [name, control] of optionControls) {
     if (name in options) {
-      control.write(control.input, options[name]);
+      control.write(options[name]);
       control.input.dispatchEvent(new Event("input")); // refresh the <output> next to a slider
     }
   }
-}
-
-function describeOptions(o) {
-  const parts = [];
-  if ("many_faces" in o) parts.push(o.many_faces ? "every face" : "largest face only");
-  if ("opacity" in o) parts.push(`opacity ${Number(o.opacity).toFixed(2)}`);
-  if ("mouth_mask" in o) parts.push(`mouth mask ${Number(o.mouth_mask)}`);
-  if ("color_correction" in o) parts.push(`colour correction ${o.color_correction ? "on" : "off"}`);
-  return parts.join(", ") || "server defaults";
 }
 
 // ---- meters and small helpers -------------------------------------------------------

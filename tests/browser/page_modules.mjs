@@ -1,11 +1,12 @@
 // The page's DOM-free logic, in Node (no browser, no npm): node tests/browser/page_modules.mjs
 // connection.js (URLs, close codes, reconnect policy and the server's reconnect requests, with a
-// fake WebSocket) and display.js meters.
+// fake WebSocket), display.js meters and how options.js shows the live options.
 // Prints "N passed, 0 failed" and exits 0, or throws on the first failed check.
 import assert from "node:assert/strict";
 
 import { Backoff, Connection, defaultServerUrl, describeClose, redact, socketUrl } from "../../server/web/connection.js";
 import { LatencyMeter, RateMeter } from "../../server/web/display.js";
+import { decimals, describeOptions, showValue, sliderStep } from "../../server/web/options.js";
 import { decodeJson } from "../../server/web/protocol.js";
 import { blobToBase64, parseIceLinks, whipUrl } from "../../server/web/webrtc.js";
 
@@ -205,6 +206,20 @@ check("ICE servers from WHIP's Link headers, credentials with the TURN one", () 
 check("a photo's base64 for the data channel is the bytes' base64", async () => {
   const bytes = new Uint8Array(70000).map((_, i) => (i * 7) % 256);
   assert.equal(await blobToBase64(new Blob([bytes])), Buffer.from(bytes).toString("base64"));
+});
+
+check("live options are shown as the Python client's overlay shows them, sliders in twentieths", () => {
+  const table = [
+    { name: "many_faces", label: "many faces", kind: "switch" },
+    { name: "opacity", label: "opacity", kind: "number", low: 0, high: 1 },
+    { name: "mouth_mask", label: "mouth", kind: "number", low: 0, high: 100 },
+  ];
+  assert.equal(describeOptions(table, { many_faces: false, opacity: 0.9, mouth_mask: 50, blend: "feather" }),
+    "many faces off, opacity 0.9, mouth 50, blend feather");
+  assert.equal(describeOptions(table, {}), "");
+  assert.equal(showValue(0.1 + 0.2), "0.3");
+  assert.deepEqual([sliderStep(table[1]), sliderStep(table[2])], [0.05, 5]);
+  assert.deepEqual([decimals(0.05), decimals(5), decimals(0.5)], [2, 0, 1]);
 });
 
 let passed = 0;

@@ -17,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from models.hub import ModelHub, ModelSettings
+from protocol.options import OPTIONS
 from server.app import SESSIONS, create_app
 from server.config import ServerConfig
 from tests import media
@@ -96,7 +97,9 @@ async def test_page_streams_the_camera_and_shows_swapped_faces(
             await page.click("#connect")
             await expect(page.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
             await expect(page.locator("#face-status")).to_contain_text("Source face set", timeout=TIMEOUT_MS)
-            await expect(page.locator("#options-status")).to_contain_text("In effect: every face")
+            await expect(page.locator("#options-status")).to_contain_text("In effect: many faces on")
+            for option in OPTIONS.values():  # a control per live option, built from the server's table
+                await expect(page.locator(f"#opt-{option.name.replace('_', '-')}")).to_be_attached()
 
             await page.wait_for_function(
                 "Number(document.getElementById('frames-shown').textContent) > 20", timeout=TIMEOUT_MS
@@ -245,7 +248,7 @@ async def test_page_shows_the_servers_errors(start_server, chromium, camera_vide
 
             # A live option from the page's controls is confirmed...
             await page.uncheck("#opt-many-faces")
-            await expect(page.locator("#options-status")).to_contain_text("largest face only")
+            await expect(page.locator("#options-status")).to_contain_text("many faces off")
             # ...and an `error` message is shown with its code and text (an out-of-range option).
             await page.evaluate("facestream.sendJson({type: 'config', options: {opacity: 5}})")
             await expect(page.locator("#messages")).to_contain_text("Server error bad_config")

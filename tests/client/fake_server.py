@@ -22,9 +22,8 @@ from protocol import (
     Reconnect,
     SourceFace,
     SourceFaceConfirmation,
-    decode_binary,
-    decode_json,
-    encode_binary,
+    decode,
+    encode,
     encode_json,
 )
 
@@ -60,16 +59,14 @@ def slow_app(delay_s: float | None, observed: Observed, ask_reconnect: Reconnect
                     reply = ProcessedFrame(jpeg=frame.jpeg, timestamp=frame.timestamp, seq=frame.seq)
                     last_answered = frame.seq
                     observed.answered += 1
-                    if binary:
-                        await ws.send_bytes(encode_binary(reply))
-                    else:
-                        await ws.send_str(encode_json(reply).decode())
+                    data, as_binary = encode(reply, binary)
+                    await (ws.send_bytes(data) if as_binary else ws.send_str(data.decode()))
 
         task = asyncio.create_task(worker()) if delay_s is not None else None
         try:
             async for message in ws:
                 binary = message.type == WSMsgType.BINARY
-                decoded = decode_binary(message.data) if binary else decode_json(message.data)
+                decoded = decode(message.data, binary)
                 if isinstance(decoded, SourceFace):
                     observed.sources += 1
                     await ws.send_str(encode_json(SourceFaceConfirmation(status="success", message="ok")).decode())

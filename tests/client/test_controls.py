@@ -15,16 +15,16 @@ from client.config import ClientConfig
 from client.connection import StreamClient
 from client.controls import CONTROLS, HELP_KEY, KEYS, STATS_KEY, LiveControls
 from client.display import Display
-from client.options import BY_NAME
 from client.sources import SyntheticSource
 from protocol import Config, StatsRequest
+from protocol.options import OPTIONS
 from server.app import SESSIONS
 from tests.client.conftest import PASSTHROUGH, until, ws_url
 
 
 def test_every_control_has_its_own_keys_and_a_known_option():
     assert len(KEYS) == sum(len(control.keys) for control in CONTROLS)
-    assert {control.option for control in CONTROLS} <= set(BY_NAME)
+    assert {control.option for control in CONTROLS} <= set(OPTIONS)
     assert not {HELP_KEY, STATS_KEY, "q"} & set(KEYS)
 
 

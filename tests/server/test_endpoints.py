@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from protocol import Frame, Pong
+from protocol import Frame, Pong, options
 from tests.server.test_streaming import assert_accounted, stats_of
 from tests.server.wsclient import receive, send_json
 
@@ -53,6 +53,12 @@ async def test_healthz_and_plain_get_of_the_websocket_path(start_server, http):
         assert response.status == 200 and (await response.json())["status"] == "ok"
     async with http.get(server.make_url("/")) as response:
         assert response.status == 200 and "<html" in await response.text()
+
+
+async def test_the_options_table_is_served_for_the_page(start_server, http):
+    server = await start_server()
+    async with http.get(server.make_url("/options")) as response:
+        assert response.status == 200 and await response.json() == options.as_json()
 
 
 async def test_disconnect_accounts_for_pending_frames(start_server, http, frame_jpeg):

@@ -7,7 +7,6 @@ import pytest
 from skimage import data as skimage_data
 
 from models.hub import ModelHub, ModelSettings
-from models.options import DEFAULT_OPTIONS
 from protocol import (
     Config,
     ConfigConfirmation,
@@ -20,6 +19,7 @@ from protocol import (
     SourceFace,
     SourceFaceConfirmation,
 )
+from protocol.options import DEFAULT_OPTIONS
 from tests import media
 from tests.server.wsclient import receive, send, send_json
 

@@ -37,7 +37,7 @@ async def test_websocket_needs_a_valid_token(start_server, http):
 
 async def test_http_routes_with_a_token(start_server, http):
     server = await start_server(tokens=(TOKEN,))
-    for path, status in (("/healthz", 200), ("/", 200), ("/stats", 401), ("/metrics", 401)):
+    for path, status in (("/healthz", 200), ("/", 200), ("/options", 200), ("/stats", 401), ("/metrics", 401)):
         async with http.get(server.make_url(path)) as response:
             assert response.status == status, path
     for path in ("/stats", "/metrics"):

@@ -13,9 +13,8 @@ from protocol import (
     ErrorCode,
     SourceFace,
     StatsRequest,
-    decode_binary,
-    decode_json,
-    encode_binary,
+    decode,
+    encode,
     encode_json,
 )
 from protocol.binary_codec import HEADER, Kind
@@ -32,7 +31,7 @@ def core(**fields) -> SessionCore:
 
 def offer(session: SessionCore, seq: int, now: float, binary: bool = True):
     frame = Frame(jpeg=b"\xff\xd8" + bytes([seq]), timestamp=float(seq), seq=seq)
-    return session.receive(encode_binary(frame) if binary else encode_json(frame), binary, now, 1000.0 + now)
+    return session.receive(encode(frame, binary).data, binary, now, 1000.0 + now)
 
 
 def finish(session: SessionCore, now: float, result: bytes = b"jpeg") -> tuple:
@@ -44,7 +43,7 @@ def finish(session: SessionCore, now: float, result: bytes = b"jpeg") -> tuple:
 def replies(session: SessionCore, now: float) -> list:
     out = []
     while (outgoing := session.next_outgoing()) is not None:
-        out.append(decode_binary(outgoing.data) if outgoing.binary else decode_json(outgoing.data))
+        out.append(decode(outgoing.data, outgoing.binary))
         session.sent(outgoing, now)
     return out
 

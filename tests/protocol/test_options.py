@@ -1,0 +1,72 @@
+"""The live options table (protocol/options.py): its checks, and docs/protocol.md's copy of it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from protocol.options import DEFAULT_OPTIONS, OPTIONS, Option, OptionError, as_json, merged, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs" / "protocol.md"
+
+
+def documented_type(option: Option) -> str:
+    if option.kind == "switch":
+        return "boolean"
+    if option.kind == "choice":
+        return " or ".join(f'`"{choice}"`' for choice in option.choices)
+    switch = f" (or boolean: true = {option.switch_on:g})" if option.switch_on is not None else ""
+    return f"number {option.range}{switch}"
+
+
+def table_rows(text: str, after: str) -> list[list[str]]:
+    """The rows of the first table whose rows start with a `code` cell, after the line `after`."""
+    lines = text.split(after, 1)[1].lstrip("\n").split("\n\n")
+    table = next(block for block in lines if block.startswith("| ") and "\n| `" in block)
+    return [[cell.strip() for cell in line.strip().strip("|").split(" | ")]
+            for line in table.splitlines() if line.startswith("| `")]
+
+
+def test_the_docs_table_lists_every_option_its_type_and_default():
+    rows = table_rows(DOCS.read_text(), "## Live options")
+    assert [row[0] for row in rows] == [f"`{name}`" for name in OPTIONS], "docs/protocol.md: one row per option, in order"
+    for name, kind, default, _meaning in rows:
+        option = OPTIONS[name.strip("`")]
+        assert kind == documented_type(option), name
+        value = json.loads(default.strip("`"))
+        assert (type(value) is bool, value) == (type(option.default) is bool, option.default), name
+
+
+def test_the_readmes_table_lists_every_option():
+    rows = table_rows((ROOT / "README.md").read_text(), "Swap options, as server defaults")
+    assert {row[0].strip("`") for row in rows} == set(OPTIONS)
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"opacity": 1.5}, "opacity", "must be a number from 0 to 1"),
+    ({"opacity": True}, "opacity", "must be a number from 0 to 1"),
+    ({"many_faces": 1}, "many_faces", "must be true or false"),
+    ({"blend": "smudge"}, "blend", "must be one of feather, poisson"),
+    ({"wings": 2}, "wings", "unknown option; known: " + ", ".join(OPTIONS)),
+])
+def test_a_bad_change_names_its_field(changes, field, message):
+    with pytest.raises(OptionError) as caught:
+        validate(changes)
+    assert (caught.value.field, caught.value.message) == (field, message)
+
+
+def test_changes_are_checked_and_normalized():
+    assert validate({"mouth_mask": True, "opacity": 0, "blend": "poisson"}) == {"mouth_mask": 50.0, "opacity": 0,
+                                                                               "blend": "poisson"}
+    assert merged(DEFAULT_OPTIONS, {"mirror": True}) == {**DEFAULT_OPTIONS, "mirror": True}
+    assert validate(DEFAULT_OPTIONS) == DEFAULT_OPTIONS
+
+
+def test_the_pages_table_is_every_row_with_its_kind():
+    table = as_json()
+    assert json.loads(json.dumps(table)) == table  # JSON as it is
+    assert [row["name"] for row in table] == list(OPTIONS)
+    assert {row["name"]: row["kind"] for row in table}["blend"] == "choice"
+    assert all({"label", "help", "default", "low", "high", "choices"} <= row.keys() for row in table)

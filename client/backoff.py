@@ -1,4 +1,4 @@
-"""Reconnect delays (exponential, capped, with jitter) and when to give up, sans-I/O.
+"""Reconnect delays (exponential, capped, with jitter), sans-I/O; `reconnect` decides when to use them.
 
 Exponential so a server that is down for a while is not hammered; capped so the client
 comes back within seconds once it is up again; jittered so that many clients dropped by
@@ -6,13 +6,8 @@ one server restart do not all knock again in the same instant.
 """
 from __future__ import annotations
 
-import logging
 import random
 from dataclasses import dataclass, field
-
-from .errors import ConnectError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,35 +43,3 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempts = 0
-
-
-def attempts(count: int) -> str:
-    return f"{count} attempt" if count == 1 else f"{count} attempts"
-
-
-@dataclass
-class ConnectRetries:
-    """When to give up connecting, one rule for the stream, the video job and `--stats`: until
-    a first connection has worked, after `retries` retries (a wrong address, a server that is
-    not there); once one has, never (the server will be back)."""
-
-    retries: int
-    failures: int = 0
-    connected_once: bool = False
-
-    def failed(self, why: str) -> None:
-        """One more failed attempt; `ConnectError` saying `why` once it is time to give up."""
-        self.failures += 1
-        if not self.connected_once and self.failures > self.retries:
-            raise ConnectError(f"{why} (gave up after {attempts(self.failures)})")
-
-    def retry_delay(self, why: str, backoff: Backoff) -> float:
-        """A failed attempt that may be retried: count it (giving up when it is time), say
-        why, and return how long to wait before the next."""
-        self.failed(why)
-        delay = backoff.next_delay()
-        log.warning("%s; retrying in %.1f s", why, delay)
-        return delay
-
-    def connected(self) -> None:
-        self.connected_once, self.failures = True, 0

@@ -1,41 +1,36 @@
-"""The network half of the client: connect, hand over the source face, stream, reconnect.
+"""The live stream's connections: hand over the source face, send and receive, reconnect.
 
 One connection at a time. On each one the client sends its source face and waits for
 `source_face_confirmation` before the first frame (a refused face ends the run: streaming
 without it would only return the camera picture unchanged). Then a sender and a receiver
 run side by side: the sender reads the source at its pace and sends a frame only when the
 in-flight window (`flow.InFlightWindow`) has room, skipping the others; the receiver
-settles the window from the answers' seq numbers and hands pictures to the display.
+settles the window from the answers' seq numbers and hands pictures to the `presenter`.
 
 After the confirmation the client sends its live options (`controls.LiveControls`) as one
 `config`, so every server it lands on applies them before the first frame; keys in the
 window change them while streaming.
 
-When the connection drops the client reconnects with `backoff.Backoff` forever, but the
-very first connection gets only `connect_retries` retries: a wrong URL should fail in
-seconds with a clear line, not spin. A server that is draining sends `reconnect`: that is
-an instruction, not a failure, so the client reconnects after the delay it names (at
-once for 0) without growing the backoff; if that attempt fails (a draining server answers
-503 until it exits) the backoff loop takes over. Only one such request per connection that
-delivered frames skips the backoff, so a server repeating it cannot make the client spin.
+When and how soon to connect again is `reconnect.ReconnectPolicy`'s to say; this module
+only tells it how each connection went. `--transport webrtc` runs the same client over a
+peer connection instead (`webrtc_stream`). Opening a WebSocket and the wire formats live
+in `transport`; waiting for a reply in `exchange`.
 
-Blocking work (OpenCV reads, JPEG encode/decode, video writing, the virtual camera) runs
-on two single-thread executors, one per direction, so the event loop only moves bytes and
-each resource is only ever touched by one thread. Opening a connection and the wire
-formats live in `transport`.
+Blocking work runs on two single-thread executors, one per direction (the source's here:
+OpenCV reads and JPEG encodes; the display's in `presenter`), so the event loop only moves
+bytes and each resource is only ever touched by one thread.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, TypeVar
 
 import aiohttp
-import cv2
 import numpy as np
 
 from protocol import (
@@ -52,41 +47,24 @@ from protocol import (
     StatsRequest,
 )
 
-from .backoff import Backoff, ConnectRetries
 from .config import ClientConfig
 from .controls import LiveControls
 from .display import Display
-from .errors import ClientError, ConnectError, SourceFaceRejected
+from .errors import ConnectError, SourceFaceRejected
+from .exchange import ConnectionEnded, NoReply, Receive, Send, ask, receive_message, request
 from .flow import new_window, pace_s
+from .images import decode_jpeg, encode_jpeg
+from .presenter import Presenter
+from .reconnect import Retry, reconnect_policy
 from .sources import FrameSource, Pacer
 from .stats import StreamStats
-from .transport import (
-    RetryableConnectError,
-    close_description,
-    decode_message,
-    open_websocket,
-    send_message,
-)
-from .virtualcam import VirtualCamera
+from .transport import connect, decode_message, send_message
 
 log = logging.getLogger(__name__)
 
 STATS_TIMEOUT_S = 15.0
-CONNECTION_ENDED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
-                    aiohttp.WSMsgType.ERROR)
 
 T = TypeVar("T")
-
-
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("OpenCV could not encode the frame as JPEG")
-    return data.tobytes()
-
-
-def decode_jpeg(data: bytes) -> np.ndarray | None:
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
 class _Disconnected(Exception):
@@ -103,20 +81,19 @@ class StreamClient:
     def __init__(self, config: ClientConfig, source: FrameSource, display: Display, face: bytes) -> None:
         self.config = config
         self.source = source
-        self.display = display
         self.face = face
         self.stats = StreamStats()
         self.window = new_window(config, config.fps)
         self._pacer = None if source.realtime else Pacer(config.fps)
         self._stop = asyncio.Event()
         self._source_ended = False
-        self._closed_before_confirmation = ""
         self.controls = LiveControls(config.options)
+        self.presenter = Presenter(display, self.stats, self.controls, self._stop)
         self.send_control: Callable[[Message], Awaitable[None]] | None = None  # on the connection streaming now
-        self._reconnect: Reconnect | None = None  # the server's request that ended the connection
+        self.asked: Reconnect | None = None  # the server's request that ended the connection
+        self.unconfirmed = ""  # why the last connection ended before the source face was confirmed
         self._latest_raw: np.ndarray | None = None  # the newest source frame, for --virtual-cam-fallback raw
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="source")
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="display")
 
     # ---- control --------------------------------------------------------------
     def stop(self) -> None:
@@ -152,11 +129,7 @@ class StreamClient:
 
     # ---- the run --------------------------------------------------------------
     async def run(self) -> None:
-        helpers = []
-        if not self.display.headless:
-            helpers.append(asyncio.create_task(self._pump_gui(), name="client-gui"))
-        if self.display.virtual_cam is not None:
-            helpers.append(asyncio.create_task(self._feed_virtual_cam(self.display.virtual_cam), name="client-vcam"))
+        pumps = self.presenter.start(self.press, self._raw_frame)
         try:
             async with aiohttp.ClientSession() as http:
                 if self.config.transport == "webrtc":
@@ -165,99 +138,69 @@ class StreamClient:
                 else:
                     await self._connect_loop(http)
         finally:
-            for task in helpers:
+            for task in pumps:
                 task.cancel()
-            results = await asyncio.gather(*helpers, return_exceptions=True)
+            results = await asyncio.gather(*pumps, return_exceptions=True)
             # Wait for any read/encode/record still running in a worker before the caller
             # releases the camera, the video writer or the virtual camera under it.
             self._reader.shutdown(wait=True)
-            self._writer.shutdown(wait=True)
+            self.presenter.close()
         for result in results:
             if isinstance(result, Exception):
                 raise result
 
     async def _connect_loop(self, http: aiohttp.ClientSession) -> None:
-        backoff = Backoff(max_s=self.config.reconnect_max_s)
-        retries = ConnectRetries(self.config.connect_retries)
-        free_reconnect = True  # the next `reconnect` request may skip the backoff
+        policy = reconnect_policy(self.config)
+        url = self.config.server_url
         while not self.stopping:
-            try:
-                ws = await self.unless_stopped(open_websocket(http, self.config))
-            except RetryableConnectError as exc:
-                await self.sleep(retries.retry_delay(str(exc), backoff))
-                continue
+            ws = await self.unless_stopped(connect(http, self.config, policy, self._stop))
             if ws is None:
                 return  # stopped while connecting
             confirmed = False
             received_before = self.stats.received
             try:
-                confirmed = bool(await self.unless_stopped(self._confirm_source(ws)))
+                send = functools.partial(send_message, ws, binary=self.config.binary)
+                confirmed = bool(await self.unless_stopped(
+                    self.hand_over_face(send, functools.partial(receive_message, ws), self.face)))
                 if confirmed:
-                    if retries.connected_once:
+                    if policy.connected():
                         self.stats.reconnects += 1
-                    retries.connected()
                     await self._stream(ws)
             finally:
                 await ws.close()
             if self.stopping:
                 return
-            useful = self.stats.received > received_before
-            if useful:
-                backoff.reset()  # the connection was useful: try again at once
-                free_reconnect = True
-            asked, self._reconnect = self._reconnect, None
-            if asked is not None and free_reconnect:
-                free_reconnect = False  # neither a failure nor a backoff step
-                await self.follow_reconnect(asked)
-                continue
-            if not confirmed:
-                retries.failed(f"{self.config.server_url} never confirmed the source face: "
-                               f"{self._closed_before_confirmation}")
-            if useful:
-                log.warning("connection to %s lost; reconnecting", self.config.server_url)
-            else:  # it dropped before any frame came back: do not hammer a server in trouble
-                delay = backoff.next_delay()
-                log.warning("connection to %s lost; reconnecting in %.1f s", self.config.server_url, delay)
-                await self.sleep(delay)
+            asked, self.asked = self.asked, None
+            delivered = self.stats.received > received_before
+            unconfirmed = None if confirmed else f"{url} never confirmed the source face: {self.unconfirmed}"
+            await self.retry_after(policy.ended(f"connection to {url} lost; reconnecting", delivered=delivered,
+                                                asked=asked, unconfirmed=unconfirmed))
 
-    async def _confirm_source(self, ws: aiohttp.ClientWebSocketResponse) -> bool:
-        """Send the source face and wait for its confirmation; False if the connection dropped."""
-        await send_message(ws, SourceFace(image=self.face), self.config.binary)
-        deadline = time.monotonic() + self.config.confirm_timeout_s
-        while not self.stopping:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._closed_before_confirmation = f"no answer within {self.config.confirm_timeout_s:g} s"
-                log.warning("no source_face_confirmation within %.0f s", self.config.confirm_timeout_s)
-                return False
-            try:
-                raw = await ws.receive(timeout=remaining)
-            except asyncio.TimeoutError:
-                continue
-            if raw.type in CONNECTION_ENDED:
-                self._closed_before_confirmation = close_description(ws, raw)
-                log.warning("%s closed the connection before confirming the source face (%s)",
-                            self.config.server_url, self._closed_before_confirmation)
-                return False
-            message = decode_message(raw)
-            if isinstance(message, SourceFaceConfirmation):
-                return self.face_accepted(message)
-            if isinstance(message, Reconnect):
-                self._reconnect = message
-                return False
-            if isinstance(message, Error):
-                self._server_error(message)
-        return False
+    async def retry_after(self, retry: Retry) -> None:
+        """Say why and when the next connection goes, then wait until then (or a stop)."""
+        log.warning("%s", retry.note)
+        await self.sleep(retry.delay_s)
 
-    async def follow_reconnect(self, asked: Reconnect) -> None:
-        """Wait as long as the server asked (never longer than --reconnect-max), then go on."""
-        reason = asked.reason or "no reason given"
-        delay = min(max(asked.delay_ms, 0) / 1000, self.config.reconnect_max_s)
-        if delay > 0:
-            log.warning("server asked to reconnect (%s); reconnecting in %.1f s as asked", reason, delay)
-            await self.sleep(delay)
-        else:
-            log.warning("server asked to reconnect (%s); reconnecting now", reason)
+    async def hand_over_face(self, send: Send, receive: Receive, face: bytes) -> bool:
+        """Send the source face and wait for its confirmation, on either transport: True once it
+        is accepted (a refusal ends the run); False when the connection ended or no answer came
+        in time (`unconfirmed` says which), or the server asked to reconnect (`asked`)."""
+        try:
+            answer = await request(send, receive, SourceFace(image=face), (SourceFaceConfirmation, Reconnect),
+                                   self.config.confirm_timeout_s, self.handle_control)
+        except NoReply as exc:
+            self.unconfirmed = str(exc)
+            log.warning("no source_face_confirmation within %.0f s", self.config.confirm_timeout_s)
+            return False
+        except ConnectionEnded as exc:
+            self.unconfirmed = str(exc)
+            log.warning("%s closed the connection before confirming the source face (%s)",
+                        self.config.server_url, exc)
+            return False
+        if isinstance(answer, Reconnect):
+            self.asked = answer
+            return False
+        return self.face_accepted(answer)
 
     async def _stream(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """Send the live options, then send and receive on one connection until it drops,
@@ -320,6 +263,13 @@ class StreamClient:
             self._latest_raw = image
         return image
 
+    async def _raw_frame(self) -> np.ndarray | None:
+        """The camera's picture for the virtual camera's `raw` fill-in: the newest one read
+        while a stream runs, else one read now."""
+        if self.send_control is not None:
+            return self._latest_raw
+        return await self._in_thread(self._reader, self.source.read)
+
     def _source_end(self) -> None:
         """The video ended: wait for the frames in flight (at most the frame timeout), then stop."""
         self._source_ended = True
@@ -335,7 +285,7 @@ class StreamClient:
             if isinstance(message, ProcessedFrame):
                 await self._on_frame(message)
             elif isinstance(message, Reconnect):
-                self._reconnect = message
+                self.asked = message
                 return
             elif message is not None:
                 await self.handle_control(message)
@@ -352,12 +302,9 @@ class StreamClient:
         await self.show(decode_jpeg, message.jpeg)
 
     async def show(self, decode: Callable[[Any], np.ndarray | None], data: Any) -> None:
-        """A processed frame came back (`decode(data)` gives its picture, in the display's
-        thread): record it, show it, and stop after --max-frames."""
-        if self.display.wants_images:
-            image = await self._in_thread(self._writer, self._decode_and_record, decode, data)
-            if image is not None:
-                self.display.show(image, self.overlay_lines())
+        """A processed frame came back, on either transport (`decode(data)` gives its picture):
+        present it, and stop after --max-frames."""
+        await self.presenter.show(decode, data)
         if self.config.max_frames is not None and self.stats.received >= self.config.max_frames:
             self.stop()
 
@@ -377,38 +324,16 @@ class StreamClient:
             self.face_accepted(message)
 
     def face_accepted(self, answer: SourceFaceConfirmation) -> bool:
-        """The server's answer to the source face, on either transport: True once accepted; a
-        refusal ends the run (streaming without it would only return the camera unchanged)."""
-        if answer.status != "success":
-            raise SourceFaceRejected(f"The server refused the source face {self.config.source}: "
-                                     f"{answer.message or 'no reason given'}")
+        """The server's answer to the source face: True once accepted; a refusal ends the run."""
+        SourceFaceRejected.unless_accepted(answer, f"source face {self.config.source}")
         log.info("source face accepted by %s", self.config.server_url)
         return True
-
-    def _decode_and_record(self, decode: Callable[[Any], np.ndarray | None], data: Any) -> np.ndarray | None:
-        image = decode(data)
-        if image is None:
-            log.warning("the server sent a frame that is not a decodable JPEG")
-            return None
-        self.display.record(image)
-        return image
 
     def _server_error(self, error: Error) -> None:
         self.stats.errors += 1
         about = f" (frame {error.seq})" if error.seq is not None else ""
         log.warning("server error %s: %s%s", error.code, error.message, about)
         self.window.settle(error.seq)
-
-    def overlay_lines(self) -> list[str]:
-        now = time.monotonic()
-        latency = self.stats.last_latency_ms()
-        return [
-            "FACE-SWAPPED",
-            f"{self.stats.recent_fps(now):.1f} fps",
-            f"latency {latency:.0f} ms" if not math.isnan(latency) else "latency -",
-            f"skipped {self.stats.skipped}",
-            *self.controls.overlay_lines(),
-        ]
 
     async def press(self, key: str) -> None:
         """A key pressed in the window: what `controls` makes of it goes to the server.
@@ -422,66 +347,26 @@ class StreamClient:
             except (ConnectionError, aiohttp.ClientError):
                 pass  # the connection just dropped; the change goes out with the next one
 
-    async def _pump_gui(self) -> None:
-        """Keep the window responsive (and notice q/Esc and the control keys) even while no frames arrive."""
-        while not self.stopping:
-            if self.display.poll():
-                self.stop()
-            keys = self.display.take_keys()
-            for key in keys:
-                await self.press(key)
-            if keys:
-                self.display.redraw(self.overlay_lines())
-            await asyncio.sleep(0.03)
-
-    async def _feed_virtual_cam(self, camera: VirtualCamera) -> None:
-        """While no processed frames come (start-up, reconnects, a stalled server), keep the
-        virtual camera fed at the stream's fps: call apps give up on a camera that goes quiet.
-        With the `raw` fallback and no stream running, this reads the source itself."""
-        try:
-            while not self.stopping:
-                await asyncio.sleep(camera.period)
-                if not camera.needs_fill(time.monotonic()):
-                    continue
-                raw = None
-                if camera.fallback == "raw":
-                    streaming = self.send_control is not None
-                    raw = self._latest_raw if streaming else await self._in_thread(self._reader, self.source.read)
-                await self._in_thread(self._writer, camera.fill, raw)
-        except ClientError:
-            self.stop()
-            raise
-
     def summary(self) -> str:
         return self.stats.summary(time.monotonic(), self.window.max_in_flight, self.window.limit)
 
 
 async def fetch_stats(config: ClientConfig) -> dict[str, Any]:
     """`--stats`: one connection, one `stats_request`, the `stats` data (retrying the connect like a stream)."""
-    backoff = Backoff(max_s=config.reconnect_max_s)
-    retries = ConnectRetries(config.connect_retries)
     async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                ws = await open_websocket(http, config)
-                break
-            except RetryableConnectError as exc:
-                await asyncio.sleep(retries.retry_delay(str(exc), backoff))
+        ws = await connect(http, config, reconnect_policy(config))
+        assert ws is not None  # only a stop ends `connect` without a connection, and nothing stops this
         try:
-            await send_message(ws, StatsRequest(), binary=False)
-            deadline = time.monotonic() + STATS_TIMEOUT_S
-            while (remaining := deadline - time.monotonic()) > 0:
-                try:
-                    raw = await ws.receive(timeout=remaining)
-                except asyncio.TimeoutError:
-                    break
-                if raw.type in CONNECTION_ENDED:
-                    raise ConnectError(f"{config.server_url} closed the connection before sending its stats")
-                message = decode_message(raw)
-                if isinstance(message, Stats):
-                    return message.data
-                if isinstance(message, Error):
-                    log.warning("server error %s: %s", message.code, message.message)
-            raise ConnectError(f"{config.server_url} sent no stats within {STATS_TIMEOUT_S:g} s")
+            stats = await ask(ws, StatsRequest(), Stats, STATS_TIMEOUT_S, binary=False, on_other=_log_error)
+        except NoReply:
+            raise ConnectError(f"{config.server_url} sent no stats within {STATS_TIMEOUT_S:g} s") from None
+        except ConnectionEnded:
+            raise ConnectError(f"{config.server_url} closed the connection before sending its stats") from None
         finally:
             await ws.close()
+    return stats.data
+
+
+async def _log_error(message: Message) -> None:
+    if isinstance(message, Error):
+        log.warning("server error %s: %s", message.code, message.message)

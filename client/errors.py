@@ -5,6 +5,8 @@ instead of a traceback; everything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+from protocol import SourceFaceConfirmation
+
 EXIT_RUNTIME = 1  # the run started but could not go on (camera, server, network)
 EXIT_USAGE = 2  # the command line names something that is not there (argparse's code too)
 
@@ -31,3 +33,10 @@ class ConnectError(ClientError):
 
 class SourceFaceRejected(ClientError):
     """The server answered `source_face_confirmation` with status "error"."""
+
+    @classmethod
+    def unless_accepted(cls, answer: SourceFaceConfirmation, face: str) -> None:
+        """Raised, naming `face` ("source face me.jpg") and the server's reason, unless
+        `answer` accepts it: streaming without it would only return the camera unchanged."""
+        if answer.status != "success":
+            raise cls(f"The server refused the {face}: {answer.message or 'no reason given'}")

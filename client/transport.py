@@ -1,12 +1,14 @@
 """One WebSocket connection to a facestream server: open it, and move protocol messages over it.
 
-Everything here is per connection and stateless: the TLS and token settings, turning each
-way a connection attempt can fail into one clear line (and whether retrying can help), and
-the codec calls from `protocol/`, so the streaming logic never touches wire formats.
+Everything here is per connection: the TLS and token settings, turning each way a
+connection attempt can fail into one clear line (and whether retrying can help), retrying
+as the run's `reconnect.ReconnectPolicy` says (`connect`), and the codec calls from
+`protocol/`, so the streaming logic never touches wire formats.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -18,6 +20,7 @@ from protocol import PACING, Message, ProtocolError, decode_binary, decode_json,
 
 from .config import ClientConfig
 from .errors import ConnectError
+from .reconnect import ReconnectPolicy
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,23 @@ async def open_websocket(http: aiohttp.ClientSession, config: ClientConfig,
         raise RetryableConnectError(f"Cannot connect to {url}: no answer within {config.connect_timeout_s:g} s") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise RetryableConnectError(f"Cannot connect to {url}: {exc or type(exc).__name__}") from None
+
+
+async def connect(http: aiohttp.ClientSession, config: ClientConfig, policy: ReconnectPolicy,
+                  stop: asyncio.Event | None = None,
+                  protocols: tuple[str, ...] | None = None) -> aiohttp.ClientWebSocketResponse | None:
+    """`open_websocket`, tried again after each failure that may pass, as `policy` says (its
+    `ConnectError` once it gives up); None once `stop` is set."""
+    stop = stop if stop is not None else asyncio.Event()  # `--stats` runs until it has its answer
+    while not stop.is_set():
+        try:
+            return await open_websocket(http, config, protocols)
+        except RetryableConnectError as exc:
+            retry = policy.refused(str(exc))
+            log.warning("%s", retry.note)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), retry.delay_s)
+    return None
 
 
 def close_description(ws: aiohttp.ClientWebSocketResponse, raw: aiohttp.WSMessage) -> str:

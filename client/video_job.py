@@ -5,8 +5,8 @@ server queues every frame in order instead of keeping the newest, and answers ea
 order. This shell reads the file (`media.VideoReader`), keeps `JOB_WINDOW` frames out
 (`job_ledger.JobLedger` keeps the books), writes the answers with the input's timestamps and
 sound (`media.VideoWriter`), and shows progress. A dropped connection or a restarted server
-is reconnected with backoff and the job goes on from the frames not yet answered. Ctrl-C
-stops it with a playable file of what was done.
+is reconnected as the live stream's are (`reconnect.ReconnectPolicy`), and the job goes on
+from the frames not yet answered. Ctrl-C stops it with a playable file of what was done.
 """
 from __future__ import annotations
 
@@ -23,14 +23,15 @@ from tqdm import tqdm
 
 from protocol import JOB, Error, Frame, ProcessedFrame, SourceFace, SourceFaceConfirmation
 
-from .backoff import Backoff, ConnectRetries
 from .config import ClientConfig
-from .connection import decode_jpeg, encode_jpeg
 from .controls import LiveControls
 from .errors import ConnectError, SourceFaceRejected
+from .exchange import ConnectionEnded, NoReply, ask
+from .images import decode_jpeg, encode_jpeg
 from .job_ledger import JobLedger, SentFrame, Writable
 from .media import Picture, VideoReader, VideoWriter
-from .transport import RetryableConnectError, close_description, decode_message, open_websocket, send_message
+from .reconnect import reconnect_policy
+from .transport import close_description, connect, decode_message, send_message
 
 log = logging.getLogger(__name__)
 
@@ -105,31 +106,29 @@ class VideoJob:
 
     # ---- connections ------------------------------------------------------------
     async def _connect_loop(self, items: Any, writer: VideoWriter, bar: tqdm) -> None:
-        backoff = Backoff(max_s=self.config.reconnect_max_s)
-        retries = ConnectRetries(self.config.connect_retries)
+        policy = reconnect_policy(self.config)
         async with aiohttp.ClientSession() as http:
             while not (self._stop.is_set() or self._finished.is_set()):
-                try:
-                    ws = await open_websocket(http, self.config, protocols=(JOB,))
-                except RetryableConnectError as exc:
-                    await self._sleep(retries.retry_delay(str(exc), backoff))
-                    continue
+                ws = await connect(http, self.config, policy, self._stop, protocols=(JOB,))
+                if ws is None:
+                    return  # stopped while connecting
+                confirmed = False
+                written_before = self.ledger.written
                 try:
                     if ws.protocol != JOB:
                         raise ConnectError(f"{self.config.server_url} does not take video jobs (a facestream server "
                                            "older than jobs, or another server): stream the file live without --output")
-                    if retries.connected_once:
+                    await self._confirm_source(ws)
+                    confirmed = True
+                    if policy.connected():
                         self.reconnects += 1
-                    written_before = self.ledger.written
                     await self._run_connection(ws, items, writer, bar)
-                    retries.connected()
-                    if self.ledger.written > written_before:
-                        backoff.reset()
                 except _Dropped as exc:
-                    retries.connected()  # it answered once: from now on, retry for as long as it takes
-                    delay = backoff.next_delay()
-                    log.warning("%s; resuming from frame %d in %.1f s", exc, self.ledger.next_to_write, delay)
-                    await self._sleep(delay)
+                    retry = policy.ended(f"{exc}; resuming from frame {self.ledger.next_to_write}",
+                                         delivered=self.ledger.written > written_before,
+                                         unconfirmed=None if confirmed else str(exc))
+                    log.warning("%s", retry.note)
+                    await self._sleep(retry.delay_s)
                 finally:
                     await ws.close()
 
@@ -141,7 +140,6 @@ class VideoJob:
 
     async def _run_connection(self, ws: aiohttp.ClientWebSocketResponse, items: Any, writer: VideoWriter,
                               bar: tqdm) -> None:
-        await self._confirm_source(ws)
         await send_message(ws, LiveControls(self.config.options).on_connect(), binary=False)
         for frame in self.ledger.to_resend():
             await self._send(ws, frame)
@@ -162,24 +160,14 @@ class VideoJob:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _confirm_source(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        await send_message(ws, SourceFace(image=self.face), binary=True)
         try:
-            confirmation = await asyncio.wait_for(self._confirmation(ws), self.config.confirm_timeout_s)
-        except asyncio.TimeoutError:
+            answer = await ask(ws, SourceFace(image=self.face), SourceFaceConfirmation, self.config.confirm_timeout_s,
+                               binary=True)
+        except NoReply:
             raise _Dropped(f"no source_face_confirmation within {self.config.confirm_timeout_s:g} s") from None
-        if confirmation is None:
-            raise _Dropped(f"the server closed the connection before confirming the source face ({_closed(ws)})")
-        if confirmation.status != "success":
-            raise SourceFaceRejected(f"The server refused the source face {self.config.source}: "
-                                     f"{confirmation.message or 'no reason given'}")
-
-    @staticmethod
-    async def _confirmation(ws: aiohttp.ClientWebSocketResponse) -> SourceFaceConfirmation | None:
-        async for raw in ws:
-            message = decode_message(raw)
-            if isinstance(message, SourceFaceConfirmation):
-                return message
-        return None
+        except ConnectionEnded as exc:
+            raise _Dropped(f"the server closed the connection before confirming the source face ({exc})") from None
+        SourceFaceRejected.unless_accepted(answer, f"source face {self.config.source}")
 
     # ---- frames out ---------------------------------------------------------------
     async def _send_loop(self, ws: aiohttp.ClientWebSocketResponse, items: Any, writer: VideoWriter) -> None:

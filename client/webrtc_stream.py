@@ -1,12 +1,12 @@
 """`--transport webrtc`: the live stream over a WebRTC peer connection instead of a WebSocket.
 
 The same run as `StreamClient`'s (source face first, live options, the window, the
-recording and the virtual camera, reconnects with backoff), on one peer connection per
-attempt: the camera goes up a video track as VP8/H.264 at the stream's fps (read on the
-encoder's demand, never queued), the swapped video comes back on the same transceiver, and
-the control messages travel on the `control` data channel. There is no in-flight window to
-keep: WebRTC's own congestion control sets the bitrate, and the server keeps only the
-newest decoded frame.
+recording and the virtual camera, reconnects as `reconnect.ReconnectPolicy` says), on one
+peer connection per attempt: the camera goes up a video track as VP8/H.264 at the stream's
+fps (read on the encoder's demand, never queued), the swapped video comes back on the same
+transceiver, and the control messages travel on the `control` data channel. There is no
+in-flight window to keep: WebRTC's own congestion control sets the bitrate, and the server
+keeps only the newest decoded frame.
 """
 from __future__ import annotations
 
@@ -22,10 +22,12 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
-from protocol import Message, ProtocolError, Reconnect, SourceFace, SourceFaceConfirmation, decode_json, encode_json
+from protocol import Message, ProtocolError, Reconnect, SourceFace, decode_json, encode_json
 from protocol.webrtc import CONTROL_LABEL, MAX_CHANNEL_MESSAGE_BYTES
 
-from .backoff import Backoff, ConnectRetries
+from .exchange import ConnectionEnded
+from .images import decode_jpeg, encode_jpeg
+from .reconnect import reconnect_policy
 from .transport import RetryableConnectError, ssl_context
 from .webrtc_media import CameraTrack
 from .whip import Whip, whip_url
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCE_END_GRACE_S = 1.0  # after the input file ends, the frames still on their way back may arrive
+POLL_S = 0.5  # how often a wait for a control message looks whether the connection ended
 
 
 def picture(frame: av.VideoFrame) -> np.ndarray:
@@ -52,15 +55,15 @@ def face_for_channel(face: bytes) -> bytes:
     photos at detection size anyway; a phone's 4 MB photo loses nothing it would use)."""
     if fits_channel(SourceFace(image=face)):
         return face
-    image = cv2.imdecode(np.frombuffer(face, np.uint8), cv2.IMREAD_COLOR)
+    image = decode_jpeg(face)
     if image is None:
         return face  # not a picture OpenCV reads: the server says what is wrong with it
     while True:
-        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        if ok and fits_channel(SourceFace(image=encoded.tobytes())):
+        encoded = encode_jpeg(image, 90)
+        if fits_channel(SourceFace(image=encoded)):
             log.info("source face re-encoded to %dx%d (%d KB) to fit the WebRTC control channel",
                      image.shape[1], image.shape[0], len(encoded) // 1024)
-            return encoded.tobytes()
+            return encoded
         image = cv2.resize(image, (max(1, image.shape[1] * 3 // 4), max(1, image.shape[0] * 3 // 4)),
                            interpolation=cv2.INTER_AREA)
 
@@ -77,9 +80,8 @@ class PeerLink:
         self.channel = pc.createDataChannel(CONTROL_LABEL)
         self.messages: asyncio.Queue[Message] = asyncio.Queue()
         self.opened = asyncio.Event()
-        self.ended = asyncio.Event()  # the connection failed or closed, or the server asked to reconnect
+        self.ended = asyncio.Event()  # the connection failed or closed
         self.confirmed = asyncio.Event()  # the source face is set: frames may go (none is sent unswapped)
-        self.reconnect: Reconnect | None = None
         self.frames_back = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.channel.on("open", self.opened.set)
@@ -128,34 +130,28 @@ class PeerLink:
         if self.channel.readyState == "open":
             self.channel.send(encode_json(message).decode())
 
-    async def next_message(self, timeout: float) -> Message | None:
+    async def next_message(self, timeout_s: float) -> Message | None:
+        """The next control message within `timeout_s` (None if none came); `ConnectionEnded`
+        once the connection has ended."""
+        if self.ended.is_set():
+            raise ConnectionEnded("the WebRTC connection ended")
         try:
-            return await asyncio.wait_for(self.messages.get(), timeout)
+            return await asyncio.wait_for(self.messages.get(), min(timeout_s, POLL_S))
         except asyncio.TimeoutError:
             return None
 
     async def confirm_source(self) -> bool:
         """Send the face once the channel is open; True once it is accepted."""
-        config = self.client.config
-        deadline = time.monotonic() + config.confirm_timeout_s
+        timeout_s = self.client.config.confirm_timeout_s
         try:
-            await asyncio.wait_for(self.opened.wait(), config.confirm_timeout_s)
+            await asyncio.wait_for(self.opened.wait(), timeout_s)
         except asyncio.TimeoutError:
-            log.warning("the control channel did not open within %.0f s", config.confirm_timeout_s)
+            log.warning("the control channel did not open within %.0f s", timeout_s)
             return False
-        await self.send(SourceFace(image=face_for_channel(self.client.face)))
-        while (remaining := deadline - time.monotonic()) > 0 and not self.ended.is_set():
-            message = await self.next_message(min(remaining, 0.5))
-            if isinstance(message, SourceFaceConfirmation):
-                self.client.face_accepted(message)
-                self.confirmed.set()
-                return True
-            if isinstance(message, Reconnect):
-                self.reconnect = message
-                return False
-            if message is not None:
-                await self.client.handle_control(message)
-        return False
+        if not await self.client.hand_over_face(self.send, self.next_message, face_for_channel(self.client.face)):
+            return False
+        self.confirmed.set()
+        return True
 
     async def stream(self) -> None:
         """Hand control messages to the client until the connection ends or it stops."""
@@ -165,7 +161,7 @@ class PeerLink:
             while not self.client.stopping and not self.ended.is_set():
                 message = await self.next_message(0.25)
                 if isinstance(message, Reconnect):
-                    self.reconnect = message
+                    self.client.asked = message
                     return
                 if message is not None:
                     await self.client.handle_control(message)
@@ -180,15 +176,14 @@ class PeerLink:
 
 
 async def stream_webrtc(client: "StreamClient", http: aiohttp.ClientSession) -> None:
-    """The connect loop of `--transport webrtc`: the WebSocket loop's rules (few retries before
-    the first success, backoff after, a server's `reconnect` followed at once)."""
+    """The connect loop of `--transport webrtc`, under the WebSocket loop's policy."""
     config = client.config
     whip = Whip(whip_url(config.server_url), config.token, ssl_context(config), config.connect_timeout_s)
-    backoff = Backoff(max_s=config.reconnect_max_s)
-    retries = ConnectRetries(config.connect_retries)
+    policy = reconnect_policy(config)
     while not client.stopping:
         link: PeerLink | None = None
         resource = None
+        confirmed = False
         try:
             pc = RTCPeerConnection(await whip.configuration(http))
             link = PeerLink(client, pc)
@@ -197,14 +192,11 @@ async def stream_webrtc(client: "StreamClient", http: aiohttp.ClientSession) -> 
                 return  # stopped while connecting
             confirmed = bool(await client.unless_stopped(link.confirm_source()))
             if confirmed:
-                if retries.connected_once:
+                if policy.connected():
                     client.stats.reconnects += 1
-                retries.connected()
                 await link.stream()
-            elif link.reconnect is None and not client.stopping:
-                retries.failed(f"{config.server_url} never confirmed the source face over WebRTC")
         except RetryableConnectError as exc:
-            await client.sleep(retries.retry_delay(str(exc), backoff))
+            await client.retry_after(policy.refused(str(exc)))
             continue
         finally:
             if resource is not None:
@@ -213,11 +205,7 @@ async def stream_webrtc(client: "StreamClient", http: aiohttp.ClientSession) -> 
                 await link.close()
         if client.stopping:
             return
-        if link.frames_back:
-            backoff.reset()
-        if link.reconnect is not None:
-            await client.follow_reconnect(link.reconnect)
-            continue
-        delay = 0.0 if link.frames_back else backoff.next_delay()
-        log.warning("WebRTC connection to %s lost; reconnecting in %.1f s", config.server_url, delay)
-        await client.sleep(delay)
+        asked, client.asked = client.asked, None
+        unconfirmed = None if confirmed else f"{config.server_url} never confirmed the source face over WebRTC"
+        await client.retry_after(policy.ended(f"WebRTC connection to {config.server_url} lost; reconnecting",
+                                              asked=asked, delivered=link.frames_back > 0, unconfirmed=unconfirmed))

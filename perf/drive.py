@@ -4,12 +4,15 @@ Every benchmark that streams (the latency probe, stream_bench, the soak test) dr
 clients through `StreamDriver`, so they all load the server the way a real client does:
 at most K frames unanswered (`client.flow.InFlightWindow`), settled by the seq of each
 answer, new frames skipped while the window is full. Connecting and decoding reuse
-`client.transport`; only the frame send is done here, to count its exact bytes.
+`client.transport`, and asking the server (the source face, its stats) `client.exchange`;
+only the frame send is done here, to count its exact bytes.
 
 A run is a series of phases (warm-up, measurement). Each phase ends by draining: no new
 frames, wait until every frame sent is settled. Between phases nothing is in flight, so
 the server's per-connection counters (`stats` -> `client`) read at that moment belong
 exactly to the phases on either side, and answers are never credited to the wrong phase.
+The answers are read by a receiver that runs only during a phase; between phases the
+connection is read only by the request waiting for its reply.
 """
 from __future__ import annotations
 
@@ -23,11 +26,13 @@ import aiohttp
 
 from client.config import ClientConfig
 from client.errors import ConnectError, SourceFaceRejected
+from client.exchange import ConnectionEnded, NoReply, ask
 from client.flow import new_window, pace_s
-from client.transport import decode_message, open_websocket, send_message
+from client.transport import decode_message, open_websocket
 from protocol import (
     Error,
     Frame,
+    Message,
     ProcessedFrame,
     SourceFace,
     SourceFaceConfirmation,
@@ -97,19 +102,15 @@ class StreamDriver:
         self._phase: PhaseCounts | None = None
         self._next_frame = 0
         self._settled = asyncio.Event()
-        self._replies: dict[type, asyncio.Future[Any]] = {}
 
     # ---- connection -------------------------------------------------------------
     async def connect(self, http: aiohttp.ClientSession) -> None:
         self._ws = await open_websocket(http, self.config)
-        self._receiver = asyncio.create_task(self._receive_loop(), name="driver-receive")
 
     async def close(self) -> None:
+        await self._stop_receiving()
         if self._ws is not None:
             await self._ws.close()
-        if self._receiver is not None:
-            self._receiver.cancel()
-            await asyncio.gather(self._receiver, return_exceptions=True)
 
     @property
     def ws(self) -> aiohttp.ClientWebSocketResponse:
@@ -117,26 +118,22 @@ class StreamDriver:
             raise RuntimeError("connect() first")
         return self._ws
 
-    async def _request(self, message: Any, reply_type: type, timeout_s: float) -> Any:
-        """Send a control message and wait for the server's reply of `reply_type`."""
+    async def _request(self, message: Message, reply_type: type[Any], timeout_s: float) -> Any:
+        """Send a control message and wait for the server's reply of `reply_type` (between phases)."""
         self._check_open()
-        reply = asyncio.get_running_loop().create_future()
-        self._replies[reply_type] = reply
-        await send_message(self.ws, message, self.config.binary)
         try:
-            return await asyncio.wait_for(reply, timeout_s)
-        except asyncio.TimeoutError:
+            return await ask(self.ws, message, reply_type, timeout_s, binary=self.config.binary)
+        except NoReply:
             raise ConnectError(
                 f"{self.config.server_url} sent no {reply_type.__name__} within {timeout_s:g} s") from None
-        finally:
-            self._replies.pop(reply_type, None)
+        except ConnectionEnded:
+            raise self._lost() from None
 
     async def send_source(self, image: bytes, name: str = "source face") -> None:
         """Send the source face and wait for its confirmation, as the client does before streaming."""
         confirmation = await self._request(SourceFace(image=image), SourceFaceConfirmation,
                                            self.config.confirm_timeout_s)
-        if confirmation.status != "success":
-            raise SourceFaceRejected(f"the server refused the {name}: {confirmation.message or 'no reason given'}")
+        SourceFaceRejected.unless_accepted(confirmation, name)
 
     async def server_stats(self) -> dict[str, Any]:
         """The server's `stats`, once this connection has no frame in flight there (`data["client"]`).
@@ -157,9 +154,13 @@ class StreamDriver:
         phase = PhaseCounts(label=label, first_seq=self.window.next_seq(), started=time.perf_counter())
         timeouts_before = self.window.timeouts
         self._phase = phase
-        await self._send_until(phase, phase.started + seconds)
-        phase.draining = True
-        await self._drain()
+        self._receiver = asyncio.create_task(self._receive_loop(), name="driver-receive")
+        try:
+            await self._send_until(phase, phase.started + seconds)
+            phase.draining = True
+            await self._drain()
+        finally:
+            await self._stop_receiving()
         phase.ended = time.perf_counter()
         phase.timeouts = self.window.timeouts - timeouts_before
         return phase
@@ -214,7 +215,10 @@ class StreamDriver:
 
     def _check_open(self) -> None:
         if self.ws.closed:
-            raise ConnectionLost(f"{self.config.server_url} closed the connection (code {self.ws.close_code})")
+            raise self._lost()
+
+    def _lost(self) -> ConnectionLost:
+        return ConnectionLost(f"{self.config.server_url} closed the connection (code {self.ws.close_code})")
 
     # ---- receiving ------------------------------------------------------------------
     async def _receive_loop(self) -> None:
@@ -225,16 +229,14 @@ class StreamDriver:
                     self._on_frame(message, len(raw.data))
                 elif isinstance(message, Error):
                     self._on_error(message)
-                elif message is not None and type(message) in self._replies:
-                    reply = self._replies.pop(type(message))
-                    if not reply.done():
-                        reply.set_result(message)
         finally:
-            lost = ConnectionLost(f"{self.config.server_url} closed the connection (code {self.ws.close_code})")
-            for reply in self._replies.values():
-                if not reply.done():
-                    reply.set_exception(lost)
             self._settled.set()  # wake a sender or drain waiting for room, to notice the close
+
+    async def _stop_receiving(self) -> None:
+        if self._receiver is not None:
+            self._receiver.cancel()
+            await asyncio.gather(self._receiver, return_exceptions=True)
+            self._receiver = None
 
     def _on_frame(self, message: ProcessedFrame, size: int) -> None:
         now = time.perf_counter()

@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from client.connection import encode_jpeg
+from client.images import encode_jpeg
 from client.sources import fit
 
 LOOP_FRAMES = 30  # one second of motion at 30 fps, then it repeats seamlessly

@@ -39,7 +39,8 @@ import aiohttp  # noqa: E402
 
 from client.__main__ import run_loop  # noqa: E402
 from client.config import ClientConfig  # noqa: E402
-from client.connection import decode_jpeg  # noqa: E402
+from client.exchange import ask  # noqa: E402
+from client.images import decode_jpeg  # noqa: E402
 from client.transport import decode_message, open_websocket, send_message  # noqa: E402
 from client.video_job import JOB_WINDOW  # noqa: E402
 from protocol import JOB, Error, Frame, ProcessedFrame, SourceFace, SourceFaceConfirmation  # noqa: E402
@@ -92,9 +93,7 @@ async def drive_job(server, face: bytes, frames: tuple[bytes, ...], count: int) 
     async with aiohttp.ClientSession() as http:
         ws = await open_websocket(http, config, protocols=(JOB,))
         try:
-            await send_message(ws, SourceFace(image=face), binary=True)
-            while not isinstance(decode_message(await ws.receive(timeout=120)), SourceFaceConfirmation):
-                pass
+            await ask(ws, SourceFace(image=face), SourceFaceConfirmation, 120, binary=True)
             before = await stats(http, server)
             started, sent, answered = time.perf_counter(), 0, 0
             while answered < count:

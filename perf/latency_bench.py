@@ -38,6 +38,7 @@ from typing import Awaitable, Callable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from client.__main__ import run_loop  # noqa: E402
+from client.images import encode_jpeg  # noqa: E402
 from perf.frames import photo, source_face  # noqa: E402
 from perf.latency_probe import ProbeConfig, run_probe  # noqa: E402
 from perf.spawn import ROOT, spawned_server  # noqa: E402
@@ -77,7 +78,7 @@ async def own_clients(clients: int, server_args: list[str], options: Options) ->
     """`clients` real client processes streaming t1.jpg; each prints its p50/p95 when stopped."""
     group = Path(tempfile.mkdtemp(prefix="facestream-bench-"))
     scene = group / "t1.jpg"
-    scene.write_bytes(__import__("cv2").imencode(".jpg", photo("group"))[1].tobytes())
+    scene.write_bytes(encode_jpeg(photo("group"), 95))
     faces = []
     for index in range(clients):
         name, jpeg = source_face(index)

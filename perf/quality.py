@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import cv2
 import numpy as np
 
+from client.images import decode_jpeg, encode_jpeg
 from models.analysis import FaceAnalyser, SourcePhoto
 from models.face import Face
 from models.frame import FrameContext
@@ -30,8 +31,7 @@ class Clip:
 
 
 def _jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
-    data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return decode_jpeg(encode_jpeg(image, quality))
 
 
 def make_clip(base: np.ndarray, transforms: Sequence[np.ndarray], seed: int = 0, quality: tuple[int, int] = (70, 90)) -> Clip:

@@ -41,12 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp  # noqa: E402
 import av  # noqa: E402
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from aiortc import MediaStreamTrack, RTCPeerConnection  # noqa: E402
 from aiortc.mediastreams import MediaStreamError  # noqa: E402
 
 from client.config import ClientConfig  # noqa: E402
+from client.images import decode_jpeg  # noqa: E402
 from client.webrtc_media import CameraTrack  # noqa: E402
 from client.whip import Whip, whip_url  # noqa: E402
 from perf.drive import StreamDriver  # noqa: E402
@@ -308,7 +308,7 @@ async def av_offset(http: aiohttp.ClientSession, server, scene: np.ndarray, face
 
 async def main(args: argparse.Namespace) -> None:
     frames = moving_sequence(SCENE, 640, 480, 85)
-    images = [cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) for jpeg in frames]
+    images = [decode_jpeg(jpeg) for jpeg in frames]
     _, face = source_face(0)
     phases: list[Phase] = []
     async with spawned_server(["--frame-processor", args.processor]) as server, aiohttp.ClientSession() as http:

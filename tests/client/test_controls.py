@@ -97,7 +97,7 @@ async def test_each_control_key_sends_its_config_and_the_confirmation_updates_th
             await until(lambda option=option, value=value: client.controls.effective[option] == value,
                         what=f"key {key!r}: {option} {value}")
             assert session.core.options[option] == value, key
-            lines = client.overlay_lines()
+            lines = client.presenter.overlay_lines()
             assert any(shown in line for line in lines), (key, lines)
         tested = {option for _, option, _, _ in STEPS}
         assert tested | {"mirror"} == {control.option for control in CONTROLS}
@@ -107,11 +107,11 @@ async def test_each_control_key_sends_its_config_and_the_confirmation_updates_th
             await until(lambda: client.controls.effective["mirror"] == mirrored, what="key 'r'")
         else:
             await client.press("r")
-            assert "this server has no mirror option" in client.overlay_lines()
+            assert "this server has no mirror option" in client.presenter.overlay_lines()
         await client.press(HELP_KEY)
-        assert "c  colour correction on/off" in client.overlay_lines()
+        assert "c  colour correction on/off" in client.presenter.overlay_lines()
         await client.press(HELP_KEY)
-        assert "h: keys" in client.overlay_lines()
+        assert "h: keys" in client.presenter.overlay_lines()
         await client.press(STATS_KEY)
         await until(lambda: "server stats: {" in caplog.text, what="the server's stats in the log")
     finally:

@@ -189,7 +189,7 @@ async def test_stream_client_shows_overlaid_frames_until_q(monkeypatch, start_se
     display.close()
     assert client.stopping and len(gui.shown) >= 5
     assert gui.shown[0].shape == (240, 320, 3)
-    lines = client.overlay_lines()
+    lines = client.presenter.overlay_lines()
     assert lines[0] == "FACE-SWAPPED"  # the window says what it shows
     assert lines[1].endswith(" fps") and lines[2].startswith("latency ") and lines[3].startswith("skipped ")
     assert client.window.max_in_flight <= 2

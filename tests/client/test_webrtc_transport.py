@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import numpy as np
 
+from client.config import ClientConfig
+from client.connection import StreamClient
+from client.display import Display
+from client.sources import SyntheticSource
 from tests import media
-from tests.client.conftest import PASSTHROUGH, assert_one_line_error, run_client, ws_url
+from tests.client.conftest import PASSTHROUGH, assert_one_line_error, run_client, until, ws_url
 from tests.client.test_client_process import recorded_frames, server_stats
 from tests.client.test_virtual_cam import RUNNER, pyvirtualcam_installed  # noqa: F401 - a fixture
 
@@ -35,6 +40,28 @@ async def test_streams_over_webrtc_records_and_ends_its_session(start_server, ht
     assert stats["connected_clients"] == 0, "the client DELETEs its session when it leaves"
     assert webrtc["frames_processed"] >= 20 and webrtc["frames_passthrough"] == 0, webrtc  # face set first
     assert stats["transports"].get("websocket", {}).get("frames_received", 0) == 0
+
+
+async def test_a_drain_over_webrtc_is_followed_at_once_then_the_backoff_takes_over(start_server, http, face_path,
+                                                                                   caplog):
+    """The WebSocket loop's reconnect policy on the WebRTC loop: the server's `reconnect` is
+    an instruction (no backoff step), and the draining server's refusals are retried."""
+    caplog.set_level(logging.INFO, logger="client")
+    server = await start_server(**PASSTHROUGH)
+    config = ClientConfig(source=face_path, server_url=ws_url(server), synthetic=True, width=160, height=120,
+                          headless=True, transport="webrtc", reconnect_max_s=1.0)
+    client = StreamClient(config, SyntheticSource(160, 120), Display(headless=True), face_path.read_bytes())
+    run = asyncio.create_task(client.run())
+    try:
+        await until(lambda: client.stats.received >= 5, timeout=20, what="frames over WebRTC")
+        async with http.post(server.make_url("/admin/drain")) as response:
+            assert response.status == 202
+        await until(lambda: "retrying in" in caplog.text, what="a refused attempt at the draining server")
+    finally:
+        client.stop()
+        await asyncio.wait_for(run, 10)
+    assert "server asked to reconnect (server draining); reconnecting now" in caplog.text
+    assert "WebRTC connection to" not in caplog.text, "a reconnect request is no lost connection"
 
 
 async def test_webrtc_to_the_virtual_camera(pyvirtualcam_installed, start_server, face_path, face_video,  # noqa: F811

@@ -47,6 +47,12 @@ class OneEuroFilter:
     _dx: np.ndarray | None = None
     _t: float = 0.0
 
+    @property
+    def velocity(self) -> np.ndarray | None:
+        """The smoothed speed of every point (px/s; None before the first): what opens the
+        cutoff in motion and what `coast` carries the points on by."""
+        return None if self._dx is None else self._dx.copy()
+
     @staticmethod
     def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
         tau = 1.0 / (2 * math.pi * cutoff)

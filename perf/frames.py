@@ -28,7 +28,8 @@ SOURCE_FACES = ("tom", "astronaut")  # one face each: what clients send as `sour
 SCENES = ("group", "astronaut", "tom")  # what the camera sees
 
 
-def _package_dir(name: str) -> Path:
+def package_dir(name: str) -> Path:
+    """Where an installed package lives: the sample photos come with skimage and insightface."""
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(f"the package {name} is not installed; it ships the sample photos")
@@ -39,11 +40,11 @@ def _package_dir(name: str) -> Path:
 def photo(name: str) -> np.ndarray:
     """A sample photo by short name (`group`, `tom`, `astronaut`), BGR at its own size."""
     if name == "astronaut":
-        path = _package_dir("skimage") / "data" / "astronaut.png"
+        path = package_dir("skimage") / "data" / "astronaut.png"
     elif name == "group":
-        path = _package_dir("insightface") / "data" / "images" / "t1.jpg"
+        path = package_dir("insightface") / "data" / "images" / "t1.jpg"
     elif name == "tom":
-        path = _package_dir("insightface") / "data" / "images" / "Tom_Hanks_54745.png"
+        path = package_dir("insightface") / "data" / "images" / "Tom_Hanks_54745.png"
     else:
         raise ValueError(f"unknown photo {name!r}; known: {', '.join(SCENES)}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)

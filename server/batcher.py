@@ -95,7 +95,8 @@ class Batcher:
             loop = asyncio.get_running_loop()
             wake = lambda: loop.call_soon_threadsafe(self._wakeup.set)  # noqa: E731 - the next batch may start
             timings = await loop.run_in_executor(self._executor, self._pipeline.run, works, account, wake)
-            self._stats.record_batch(len(batch), timings, {mailbox.transport for mailbox, _, _ in batch})
+            self._stats.record_batch(len(batch), timings, {mailbox.transport for mailbox, _, _ in batch},
+                                     clients=len({mailbox for mailbox, _, _ in batch}))
         except Exception:  # the pipeline isolates frame failures; this is a bug, fail the batch loudly
             log.exception("batch of %d frames crashed", len(batch))
             for work in works:

@@ -39,6 +39,12 @@ class MaskedFrames:
     _header: bytes = b""
     _payload_left: int = 0
 
+    @property
+    def between_frames(self) -> bool:
+        """True when the bytes fed so far end where a frame ends (no header or payload half
+        read): where a stream of whole frames, however it was cut, must leave the walk."""
+        return not self._header and not self._payload_left
+
     def feed(self, data: bytes) -> bool:
         """True while every frame so far is masked."""
         view = memoryview(data)
@@ -105,6 +111,13 @@ class ClientWebSocket(web.WebSocketResponse):
         connection._payload_parser = _MaskCheckedReader(connection._payload_parser, frames, self._reader)
         if frames.unmasked:
             self._reader.set_exception(_unmasked_error())
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes written for the client that its transport still holds (the kernel's socket
+        buffer is full): what a client that stops reading costs the server besides the one
+        result waiting for it in its session (the slow-reader test bounds it)."""
+        return self._transport.get_write_buffer_size() if self._transport is not None else 0
 
     def _close_transport(self) -> None:
         if self._reader is not None and self._reader.exception() is not None:

@@ -32,6 +32,12 @@ class Drain:
     def active(self) -> bool:
         return self._task is not None
 
+    @property
+    def finished(self) -> bool:
+        """The drain has run its course: the last client left (or was closed at the timeout)
+        and `on_drained` was called. What a supervisor, or a test, waits for."""
+        return self._task is not None and self._task.done()
+
     def start(self) -> None:
         if self._task is not None:
             return

@@ -66,6 +66,7 @@ class ServerStats:
     device_wait_s: float = 0.0  # batches waiting for the device
     host_cpu_s: collections.Counter[str] = field(default_factory=collections.Counter)  # per host stage
     batch_transports: collections.Counter[str] = field(default_factory=collections.Counter)  # "webrtc+websocket" -> batches
+    batch_clients: collections.Counter[int] = field(default_factory=collections.Counter)  # clients in a batch -> batches
     processing_s_total: float = 0.0
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     started_monotonic: float = field(default_factory=time.monotonic)
@@ -87,9 +88,12 @@ class ServerStats:
     def connected_clients(self) -> int:
         return sum(self.transport_clients.values())
 
-    def record_batch(self, size: int, timings: "BatchTimings", transports: Iterable[str] = ()) -> None:
+    def record_batch(self, size: int, timings: "BatchTimings", transports: Iterable[str] = (), *, clients: int) -> None:
+        """One batch of `size` frames from `clients` clients (fewer than `size` only for a job,
+        whose queued frames may share a batch; a live client has one frame in its mailbox)."""
         self.batches += 1
         self.batch_transports["+".join(sorted(transports))] += 1
+        self.batch_clients[clients] += 1
         self.batched_frames += size
         self.device_s += timings.device_s
         self.device_wait_s += timings.device_wait_s
@@ -120,6 +124,7 @@ class ServerStats:
             "batched_frames": self.batched_frames,
             "batch_size_avg": self.batched_frames / (self.batches or 1),
             "batches_by_transports": dict(self.batch_transports),
+            "batches_by_clients": {str(clients): count for clients, count in sorted(self.batch_clients.items())},
             "decode_time_avg": decode_s / per_frame,
             "process_time_avg": (self.device_s + sum(self.host_cpu_s.values()) - decode_s - encode_s) / per_frame,
             "encode_time_avg": encode_s / per_frame,

@@ -1,7 +1,6 @@
 """Real images for tests: the sample photos that installed packages ship (no downloads)."""
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,16 +8,11 @@ import cv2
 import numpy as np
 
 from perf import frames as perf_frames
-
-
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    assert spec is not None and spec.submodule_search_locations, f"{name} is not installed"
-    return Path(next(iter(spec.submodule_search_locations)))
+from perf.frames import package_dir
 
 
 def insightface_image(name: str) -> Path:
-    return _package_dir("insightface") / "data" / "images" / name
+    return package_dir("insightface") / "data" / "images" / name
 
 
 @lru_cache(maxsize=None)

@@ -33,7 +33,7 @@ except ImportError:  # the `chromium` fixture, which every test here uses, skips
 pytestmark = pytest.mark.timeout(900)
 
 TOM = media.insightface_image("Tom_Hanks_54745.png")
-NO_FACE = media._package_dir("skimage") / "data" / "coffee.png"  # a real photo of a coffee cup
+NO_FACE = media.package_dir("skimage") / "data" / "coffee.png"  # a real photo of a coffee cup
 TIMEOUT_MS = 30_000  # the classic swap on two shared cores: a few frames per second
 
 

@@ -67,7 +67,7 @@ def test_a_frame_is_analysed_once_whatever_its_processors_ask(analyser, monkeypa
         assert [id(f) for f in first] == [id(f) for f in second] and len(second) == 6
         assert all(f.landmarks is not None for f in second)
     assert calls == [1] * len(clip.frames)
-    speeds = [track.filters["kps"]._dx for track in client.state["tracker"].tracks]
+    speeds = [track.filters["kps"].velocity for track in client.state["tracker"].tracks]
     assert all(np.abs(speed[..., 0]).mean() > 0.5 for speed in speeds), "the filters follow the 2 px/frame pan"
 
 

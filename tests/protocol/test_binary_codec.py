@@ -72,9 +72,10 @@ def test_seq_must_fit_u32():
 
 
 @given(st.binary(max_size=64))
-def test_arbitrary_bytes_only_ever_raise_protocol_error(data):
+def test_arbitrary_bytes_only_ever_raise_protocol_error_or_decode_to_what_round_trips(data):
     try:
         message = decode_binary(data)
     except ProtocolError:
         return
     assert isinstance(message, (Frame, ProcessedFrame, SourceFace))
+    assert decode_binary(encode_binary(message)) == message

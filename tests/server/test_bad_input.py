@@ -7,9 +7,9 @@ import aiohttp
 import pytest
 
 from protocol import Error, Frame, ProcessedFrame, SourceFace, SourceFaceConfirmation, encode_binary
-from models.choice import PROCESSORS
 from models.frame import Passthrough
 from tests import media
+from tests.server.gate import GATHERING
 from tests.server.test_streaming import assert_accounted, stats_of
 from tests.server.wsclient import receive, send, send_json
 
@@ -118,19 +118,33 @@ class FailsOnDarkFrames(Passthrough):
         return list(frames)
 
 
-async def test_a_processor_crash_fails_only_its_frame(start_server, http, frame_jpeg):
-    server = await start_server(frame_processors=("fails_on_dark",), max_batch=8,
-                                processors={**PROCESSORS, "fails_on_dark": lambda hub: FailsOnDarkFrames()})
+async def test_a_processor_crash_fails_only_its_frame(start_server, http, frame_jpeg, gate):
+    """A batch holding a bad frame and a good one fails as a whole, is rerun frame by frame,
+    and only the bad frame fails. The gate holds a third client's frame while the bad and
+    the good frame wait in their mailboxes, so those two are the next batch."""
+    server = await start_server(frame_processors=(gate.name, "fails_on_dark"), max_batch=8, **GATHERING,
+                                processors={**gate.registry, "fails_on_dark": lambda hub: FailsOnDarkFrames()})
     dark = media.jpeg(media.group_photo() * 0)
-    async with http.ws_connect(server.make_url("/")) as bad, http.ws_connect(server.make_url("/")) as good:
+    async with http.ws_connect(server.make_url("/")) as bad, http.ws_connect(server.make_url("/")) as good, \
+            http.ws_connect(server.make_url("/")) as opener:
+        await send(opener, Frame(jpeg=frame_jpeg, timestamp=3.0, seq=0), binary=True)
+        await gate.holding()
         for round_ in range(5):
             await send(bad, Frame(jpeg=dark, timestamp=1.0, seq=round_), binary=True)
             await send(good, Frame(jpeg=frame_jpeg, timestamp=2.0, seq=round_), binary=True)
+            if round_ == 0:
+                for ws in (bad, good):
+                    await stats_of(ws)  # answered once its frame was read: it waits in the mailbox
+                gate.open()
+                assert isinstance(await receive(opener), ProcessedFrame)
             error, reply = await receive(bad), await receive(good)
             assert isinstance(error, Error) and (error.code, error.seq) == ("processing_failed", round_)
             assert isinstance(reply, ProcessedFrame) and reply.seq == round_
         counts = await stats_of(good)
-    assert counts["frames_failed"] == 5 and counts["frames_processed"] == 5
+    [opener_id], together, *retried = gate.batches[:4]
+    assert len(set(together)) == 2 and opener_id not in together, gate.batches
+    assert retried == [[client] for client in together], "the failed batch is rerun frame by frame"
+    assert counts["frames_failed"] == 5 and counts["frames_processed"] == 6
     assert_accounted(counts)
 
 

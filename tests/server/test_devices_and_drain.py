@@ -62,10 +62,10 @@ async def test_readyz_and_drain_over_http(start_server, http, frame_jpeg):
         await send_json(ws, StatsRequest())  # connected clients keep being served until they leave
         assert isinstance(await receive(ws), Stats)
     for _ in range(50):
-        if server.app[DRAIN]._task.done():
+        if server.app[DRAIN].finished:
             break
         await asyncio.sleep(0.1)
-    assert server.app[DRAIN]._task.done(), "the drain finishes once the last client left"
+    assert server.app[DRAIN].finished, "the drain finishes once the last client left"
 
 
 async def test_drain_needs_the_token_when_one_is_set(start_server, http):

@@ -17,7 +17,7 @@ from server.rtp_buffers import (
 
 def packet(seq: int, timestamp: int, data: bytes, marker: bool = False) -> RtpPacket:
     rtp = RtpPacket(payload_type=96, sequence_number=seq, timestamp=timestamp, marker=int(marker))
-    rtp._data = data  # what the receiver's depayloader leaves on a packet
+    rtp._data = data  # aiortc's: what its receiver's depayloader leaves on a packet, and the buffer reads
     return rtp
 
 
@@ -54,6 +54,6 @@ async def test_a_real_receivers_buffers_are_replaced_and_cut():
         buffer = release_video_at_marker(video)
         assert isinstance(buffer, MarkedFrameBuffer) and video._RTCRtpReceiver__jitter_buffer is buffer  # aiortc's own attribute
         assert hold_audio_less(audio) == AUDIO_PREFETCH_PACKETS
-        assert audio._RTCRtpReceiver__jitter_buffer._prefetch == AUDIO_PREFETCH_PACKETS
+        assert audio._RTCRtpReceiver__jitter_buffer._prefetch == AUDIO_PREFETCH_PACKETS  # aiortc's, which we cut
     finally:
         await pc.close()

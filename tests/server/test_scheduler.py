@@ -1,6 +1,9 @@
 """The scheduler with a fake clock: fairness, taking late, batch sizes for a CPU and a GPU, pacing."""
 from __future__ import annotations
 
+import collections
+from dataclasses import dataclass
+
 import pytest
 
 from models.costs import LinearCost
@@ -23,16 +26,42 @@ def gpu(**fields) -> Scheduler[str]:
     return Scheduler(**{"max_batch": 8, "latency_target_s": 0.06, **fields})
 
 
-def run(scheduler: Scheduler[str], clients: list[str], now: float, device_s: float = 0.0,
-        busy_s: float | None = None) -> tuple[int, WorkAccount]:
-    """Take `clients` as one batch at `now` (it must be the scheduler's decision)."""
+@dataclass
+class Running:
+    """A batch the scheduler started, as the batcher would hold it."""
+
+    batch_id: int
+    clients: list[str]
+    taken_at: float
+    account: WorkAccount
+
+
+def take(scheduler: Scheduler[str], now: float) -> Running:
+    """Start the batch the scheduler decides to take at `now` (it must decide to take one)."""
     decision = scheduler.plan(now)
-    assert decision == Take(clients), decision
+    assert isinstance(decision, Take), decision
     account = WorkAccount(priority=now)
-    account.device_s = device_s
-    if busy_s is not None:
-        account.processed_at = now + busy_s
-    return scheduler.started(len(clients), now, [0.0] * len(clients), account), account
+    batch_id = scheduler.started(len(decision.clients), now, [0.0] * len(decision.clients), account)
+    return Running(batch_id, decision.clients, now, account)
+
+
+def run(scheduler: Scheduler[str], clients: list[str], now: float) -> Running:
+    """Take `clients` as one batch at `now` (it must be the scheduler's decision)."""
+    batch = take(scheduler, now)
+    assert batch.clients == clients, batch.clients
+    return batch
+
+
+def finish(scheduler: Scheduler[str], batch: Running) -> float:
+    """`batch` returns having cost what the scheduler's fits predict, so what it learns from it
+    leaves them as the test set them; returns when its results were in."""
+    frames, account = len(batch.clients), batch.account
+    account.device_s = scheduler.batch_device.predict(frames)
+    if scheduler.batch_busy.known:
+        account.processed_at = batch.taken_at + scheduler.batch_busy.predict(frames)
+    done = batch.taken_at + scheduler.batch_time.predict(frames)
+    scheduler.finished(batch.batch_id, done)
+    return done
 
 
 def test_clients_are_taken_oldest_waiting_first_and_a_busy_cpu_takes_nothing():
@@ -40,10 +69,40 @@ def test_clients_are_taken_oldest_waiting_first_and_a_busy_cpu_takes_nothing():
     for name, at in (("a", 0.0), ("b", 0.001), ("c", 0.002)):
         scheduler.mark_ready(name, at)
     scheduler.mark_ready("a", 0.003)  # a newer frame of a: it keeps its place
-    batch, account = run(scheduler, ["a"], now=0.01)  # nothing learned yet: one frame to learn from
+    batch = run(scheduler, ["a"], now=0.01)  # nothing learned yet: one frame to learn from
     assert scheduler.plan(0.02) == Wait(None), "the CPU is processing a batch: the rest wait in their mailboxes"
-    account.processed_at = 0.05  # only encoding is left: the next batch may start
+    batch.account.processed_at = 0.05  # only encoding is left: the next batch may start
     run(scheduler, ["b"], now=0.05)
+
+
+def test_clients_streaming_as_fast_as_they_can_take_turns():
+    """Fairness: a batch takes the clients that have waited longest, one frame each (a live
+    client's newer frame replaces the one waiting and keeps its place), and a client just
+    served waits behind the others. Five clients send their next frame as soon as a result
+    comes back, one of them ten while it waits; in batches of two (a fixed cost per call makes
+    two pay) each gets a turn at least every third batch, and all get the same number of frames."""
+    scheduler = gpu(max_batch=2)
+    learned(scheduler.batch_time, 0.010, 0.008)
+    learned(scheduler.batch_device, 0.006, 0.001)
+    clients = ["a", "b", "flood", "c", "d"]
+    for client in clients:
+        scheduler.mark_ready(client, 0.0)
+    frames: collections.Counter[str] = collections.Counter()
+    last_turn = dict.fromkeys(clients, -1)
+    now = 0.0
+    for index in range(50):
+        batch = take(scheduler, now)
+        assert len(set(batch.clients)) == len(batch.clients) == 2, batch.clients
+        for client in batch.clients:
+            assert index - last_turn[client] <= 3, (client, index, last_turn)
+            last_turn[client] = index
+        frames.update(batch.clients)
+        now = finish(scheduler, batch)
+        for client in batch.clients:  # the results are back: their clients send the next frames
+            scheduler.mark_ready(client, now)
+        for _ in range(10):
+            scheduler.mark_ready("flood", now)
+    assert frames == dict.fromkeys(clients, 20)
 
 
 def test_a_frame_under_the_rate_cap_waits_until_its_time():
@@ -83,12 +142,9 @@ def test_a_size_never_seen_is_tried_now_and_then():
     for step in range(2 * PROBE_EVERY):
         for name in "abc":
             scheduler.mark_ready(name, step)
-        decision = scheduler.plan(float(step))
-        sizes.append(len(decision.clients))
-        scheduler.started(len(decision.clients), float(step), [0.0] * len(decision.clients), WorkAccount(step))
-        scheduler._in_flight.clear()
-        for name in decision.clients:
-            scheduler.ready.pop(name, None)
+        batch = take(scheduler, float(step))
+        sizes.append(len(batch.clients))
+        finish(scheduler, batch)
     assert sizes.count(2) == 2 and set(sizes) == {1, 2}, sizes
 
 
@@ -98,10 +154,10 @@ def test_a_gpu_batch_is_taken_when_the_device_is_about_to_be_free():
     learned(scheduler.batch_device, 0.0, 0.020)
     learned(scheduler.lead, 0.0, 0.005)
     scheduler.mark_ready("a", 0.0)
-    _, account = run(scheduler, ["a"], now=0.0)  # expects 20 ms of model time
+    batch = run(scheduler, ["a"], now=0.0)  # expects 20 ms of model time
     scheduler.mark_ready("b", 0.001)
     assert scheduler.plan(0.001) == Wait(pytest.approx(0.016)), "b would only wait for the device: not yet"
-    account.device_s = 0.015  # a's model calls are three quarters done
+    batch.account.device_s = 0.015  # a's model calls are three quarters done
     run(scheduler, ["b"], now=0.0151)
 
 
@@ -138,34 +194,28 @@ def test_a_job_fills_what_live_clients_leave_without_slowing_their_batches_much(
         scheduler.mark_ready("job", at / 1000, queued=True)
     scheduler.mark_ready("a", 0.003)
     scheduler.mark_ready("b", 0.004)
-    run(scheduler, ["a", "b", "job"], now=0.02)  # the job came first, but live goes first
-    scheduler._in_flight.clear()
-    run(scheduler, ["job", "job"], now=0.03)
-    scheduler._in_flight.clear()
+    back = finish(scheduler, run(scheduler, ["a", "b", "job"], now=0.02))  # the job came first, but live goes first
+    finish(scheduler, run(scheduler, ["job", "job"], now=back))  # a job's own batch: once no other is in flight
     assert scheduler.queued["job"] == 9
-    run(scheduler, ["job"] * 7, now=5.0)  # the live clients went quiet: the size the knee picks
-    scheduler._in_flight.clear()
-    run(scheduler, ["job"] * 2, now=5.1)
+    back = finish(scheduler, run(scheduler, ["job"] * 7, now=5.0))  # live clients quiet: the size the knee picks
+    run(scheduler, ["job"] * 2, now=back)
     assert "job" not in scheduler.ready and not scheduler.queued
 
 
 def test_on_the_cpu_a_job_frame_waits_for_a_live_frame_due_before_it_would_end():
-    """40 ms a frame; the live client sends every 100 ms (last at 0.1: next due at 0.2)."""
+    """40 ms of processing a frame (the next batch may start then, while this one encodes);
+    the live client sends every 100 ms (last at 0.1: next due at 0.2)."""
     scheduler = cpu()
     learned(scheduler.batch_time, 0.0, 0.050)
     learned(scheduler.batch_busy, 0.0, 0.040)
     scheduler.mark_ready("live", 0.0)
-    run(scheduler, ["live"], now=0.0, busy_s=0.01)
-    scheduler._in_flight.clear()
+    finish(scheduler, run(scheduler, ["live"], now=0.0))
     scheduler.mark_ready("live", 0.1)
-    run(scheduler, ["live"], now=0.1, busy_s=0.01)
-    scheduler._in_flight.clear()
+    finish(scheduler, run(scheduler, ["live"], now=0.1))  # processed by 0.14
     scheduler.mark_ready("job", 0.1, queued=True)
     scheduler.mark_ready("job", 0.1, queued=True)
-    run(scheduler, ["job"], now=0.12, busy_s=0.04)  # done by 0.16: before the live frame is due
-    scheduler._in_flight.clear()
-    assert scheduler.plan(0.17) == Wait(pytest.approx(0.215)), "a job frame now would end after 0.2"
+    finish(scheduler, run(scheduler, ["job"], now=0.14))  # processed by 0.18: before the live frame is due
+    assert scheduler.plan(0.18) == Wait(pytest.approx(0.215)), "a job frame now would end after 0.2"
     scheduler.mark_ready("live", 0.2)
-    run(scheduler, ["live"], now=0.2)
-    scheduler._in_flight.clear()
-    run(scheduler, ["job"], now=0.216)  # the next live frame is due at 0.3: room for one
+    finish(scheduler, run(scheduler, ["live"], now=0.2))  # processed by 0.24
+    run(scheduler, ["job"], now=0.24)  # the next live frame is due at 0.3: room for one

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import aiohttp
@@ -11,6 +12,7 @@ import pytest
 from protocol import Frame, ProcessedFrame, SourceFace, SourceFaceConfirmation, Stats, StatsRequest
 from server.app import SESSIONS
 from tests import media
+from tests.server.gate import GATHERING
 from tests.server.wsclient import receive, send, send_json
 
 
@@ -71,30 +73,72 @@ async def test_timestamps_are_echoed_as_sent_or_filled_in(start_server, http, fr
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
-async def test_concurrent_clients_get_their_own_frames(start_server, http, binary):
-    server = await start_server(max_batch=4)
-    clients, frames_each = 4, 12
+async def test_concurrent_clients_get_their_own_frames(start_server, http, gate, binary):
+    """Frames of several clients share a batch, and each result goes back to its own client.
 
-    async def run_client(index: int) -> list[ProcessedFrame]:
-        image = media.numbered_frame(index)
-        replies = []
-        async with http.ws_connect(server.make_url("/")) as ws:
-            for seq in range(frames_each):
-                await send(ws, Frame(jpeg=media.jpeg(image), timestamp=float(index), seq=seq), binary)
-                replies.append(await receive(ws))
+    The first batch (client 0's frame) is held until the other clients' frames wait in their
+    mailboxes, so the next batch holds all three; then every client streams freely."""
+    server = await start_server(processors=gate.registry, frame_processors=(gate.name,), max_batch=4, **GATHERING)
+    clients, frames_each = 4, 12
+    images = [media.numbered_frame(index) for index in range(clients)]
+
+    async def send_frame(ws: aiohttp.ClientWebSocketResponse, index: int, seq: int) -> None:
+        await send(ws, Frame(jpeg=media.jpeg(images[index]), timestamp=float(index), seq=seq), binary)
+
+    async def run_client(index: int, ws: aiohttp.ClientWebSocketResponse) -> list[ProcessedFrame]:
+        replies = [await receive(ws)]  # seq 0, sent while the gate was shut
+        for seq in range(1, frames_each):
+            await send_frame(ws, index, seq)
+            replies.append(await receive(ws))
         for reply in replies:
-            assert_same_picture(reply.jpeg, image)
+            assert_same_picture(reply.jpeg, images[index])
         return replies
 
-    results = await asyncio.gather(*(run_client(i) for i in range(clients)))
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(http.ws_connect(server.make_url("/"))) for _ in range(clients)]
+        await send_frame(sockets[0], 0, seq=0)
+        await gate.holding()
+        for index in range(1, clients):
+            await send_frame(sockets[index], index, seq=0)
+            await stats_of(sockets[index])  # answered after the frame was read: it waits in the mailbox
+        gate.open()
+        results = await asyncio.gather(*(run_client(index, ws) for index, ws in enumerate(sockets)))
+        counts = await stats_of(sockets[0])
     for index, replies in enumerate(results):
         assert [r.seq for r in replies] == list(range(frames_each))
         assert {r.timestamp for r in replies} == {float(index)}
-    async with http.ws_connect(server.make_url("/")) as ws:
-        counts = await stats_of(ws)
     assert counts["frames_processed"] == clients * frames_each
-    assert counts["batches"] <= clients * frames_each
+    by_clients = {int(n): batches for n, batches in counts["batches_by_clients"].items()}
+    assert sum(by_clients.values()) == counts["batches"]
+    assert max(by_clients) >= clients - 1, f"the frames that waited together were batched apart: {by_clients}"
     assert_accounted(counts)
+
+
+async def test_a_client_that_floods_gets_no_more_turns_than_clients_that_wait(start_server, http, gate, frame_jpeg):
+    """The batcher's fairness: a live client's mailbox holds one frame, and batches take the
+    clients that have waited longest first. One frame a batch here, so the turns show one by
+    one: while a frame is held at the gate, one client sends five frames and another one,
+    then the client being served sends again. Each gets one turn, the flooder for its newest
+    frame, and the client served last comes after the two that waited before it."""
+    server = await start_server(processors=gate.registry, frame_processors=(gate.name,), max_batch=1)
+    async with contextlib.AsyncExitStack() as stack:
+        url = server.make_url("/")
+        served, flooder, other = [await stack.enter_async_context(http.ws_connect(url)) for _ in range(3)]
+        await send(served, Frame(jpeg=frame_jpeg, timestamp=0.0, seq=0), binary=True)
+        await gate.holding()
+        for ws, seqs in ((flooder, range(5)), (other, [0]), (served, [1])):
+            for seq in seqs:
+                await send(ws, Frame(jpeg=frame_jpeg, timestamp=0.0, seq=seq), binary=True)
+            await stats_of(ws)  # answered once its frames were read: the newest waits in the mailbox
+        gate.open()
+        assert [(await receive(served)).seq, (await receive(served)).seq] == [0, 1]
+        assert (await receive(flooder)).seq == 4
+        assert (await receive(other)).seq == 0
+        flooded = (await stats_of(flooder))["client"]
+    [first], *turns = gate.batches
+    assert [len(batch) for batch in turns] == [1, 1, 1], gate.batches
+    assert len({client for [client] in turns}) == 3 and turns[-1] == [first], gate.batches
+    assert (flooded["frames_processed"], flooded["frames_superseded"]) == (1, 4)
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
@@ -136,7 +180,7 @@ async def test_slow_reader_keeps_server_memory_bounded(start_server, http, frame
         assert counts["frames_received"] == frames
         assert counts["frames_in_flight"] <= 3, counts
         assert counts["frames_superseded"] > 0
-        buffered = sum(session.ws._writer.transport.get_write_buffer_size() for session in server.app[SESSIONS])
+        buffered = sum(session.ws.unsent_bytes for session in server.app[SESSIONS])
         assert buffered < 4 * 1024 * 1024, f"server buffered {buffered} bytes for a non-reading client"
         # Reading again: the newest frame is the last to arrive.
         last = None

@@ -7,6 +7,8 @@ either type in JSON, float64 in the binary header; seq a u32 in binary.
 """
 from __future__ import annotations
 
+from typing import get_args
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,6 +31,7 @@ from protocol import (
     SourceFaceConfirmation,
     Stats,
     StatsRequest,
+    Status,
     decode_binary,
     decode_json,
     encode_binary,
@@ -40,6 +43,7 @@ FINITE = st.floats(allow_nan=False, allow_infinity=False)
 U32 = st.integers(min_value=0, max_value=2**32 - 1)
 TEXT = st.text(max_size=40)
 IMAGE = st.binary(min_size=1, max_size=256)
+STATUS = st.sampled_from(get_args(Status))  # a status outside the Literal is refused on decoding
 TIMESTAMP = JSON_INT | FINITE
 SEQ = st.none() | st.integers(min_value=0, max_value=2**64 - 1)
 PACE_MS = st.none() | st.integers(min_value=0, max_value=MAX_PACE_MS)
@@ -54,19 +58,19 @@ JSON_MESSAGES: st.SearchStrategy[Message] = st.one_of(
     st.builds(Frame, jpeg=IMAGE, timestamp=st.none() | TIMESTAMP, seq=SEQ),
     st.builds(ProcessedFrame, jpeg=IMAGE, timestamp=TIMESTAMP, seq=SEQ, pace_ms=PACE_MS),
     st.builds(SourceFace, image=IMAGE),
-    st.builds(SourceFaceConfirmation, status=TEXT, message=TEXT),
+    st.builds(SourceFaceConfirmation, status=STATUS, message=TEXT),
     st.just(StatsRequest()),
     st.builds(Stats, data=JSON_OBJECT),
     st.just(Ping()),
     st.builds(Pong, timestamp=TIMESTAMP),
     st.builds(Error, code=TEXT, message=TEXT, seq=SEQ),
     st.builds(Config, options=JSON_OBJECT),
-    st.builds(ConfigConfirmation, status=TEXT, options=JSON_OBJECT),
+    st.builds(ConfigConfirmation, status=st.just("success"), options=JSON_OBJECT),
     st.builds(Reconnect, reason=TEXT, delay_ms=st.integers(min_value=0, max_value=2**63)),
     st.builds(FaceMap, pairs=st.lists(st.builds(FacePair, source=IMAGE, target=IMAGE), min_size=1, max_size=16)
               .map(tuple)),
-    st.builds(FaceMapConfirmation, status=TEXT, message=TEXT,
-              pairs=st.lists(st.builds(PairStatus, status=TEXT, message=TEXT), max_size=4).map(tuple)),
+    st.builds(FaceMapConfirmation, status=STATUS, message=TEXT,
+              pairs=st.lists(st.builds(PairStatus, status=STATUS, message=TEXT), max_size=4).map(tuple)),
 )
 
 BINARY_MESSAGES: st.SearchStrategy[Message] = st.one_of(

@@ -58,7 +58,7 @@ from .presenter import Presenter
 from .reconnect import Retry, reconnect_policy
 from .sources import FrameSource, Pacer
 from .stats import StreamStats
-from .transport import connect, decode_message, send_message
+from .transport import connect, decode_message, send_message, sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,7 @@ class StreamClient:
         return self._stop.is_set()
 
     async def sleep(self, seconds: float) -> None:
-        """Sleep, but wake at once when stopped (so Ctrl-C during a backoff is instant)."""
-        try:
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
-            pass
+        await sleep_unless_stopped(self._stop, seconds)
 
     async def unless_stopped(self, coro: Awaitable[T]) -> T | None:
         """Await `coro` unless `stop()` comes first (then cancel it and return None), so

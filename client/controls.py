@@ -54,7 +54,7 @@ class Control:
 
 CONTROLS: tuple[Control, ...] = (
     Control("f", "many_faces", toggle, "every face / the largest only"),
-    Control("m", "mouth_mask", switch(50), "mouth mask on/off"),
+    Control("m", "mouth_mask", switch(OPTIONS["mouth_mask"].switch_on), "mouth mask on/off"),
     Control("+=", "opacity", step(0.1), "opacity up"),
     Control("-", "opacity", step(-0.1), "opacity down"),
     Control("s", "opacity", switch(1.0), "swap on/off (opacity 0)"),

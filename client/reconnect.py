@@ -46,6 +46,10 @@ def attempts(count: int) -> str:
 
 @dataclass
 class ReconnectPolicy:
+    """When to connect again, decided from outcomes alone (no sockets, no clock of its own),
+    so the WebSocket stream, the WebRTC stream, a video job and `--stats` follow one rule and
+    it can be tested without a server."""
+
     retries: int  # failed attempts allowed before the first connection works
     backoff: Backoff = field(default_factory=Backoff)
     failures: int = field(init=False, default=0)  # since the last connection that worked

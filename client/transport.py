@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from protocol import PACING, Message, ProtocolError, decode_binary, decode_json, encode
+from protocol import PACING, Message, ProtocolError, decode, encode
 
 from .config import ClientConfig
 from .errors import ConnectError
@@ -111,9 +111,14 @@ async def connect(http: aiohttp.ClientSession, config: ClientConfig, policy: Rec
         except RetryableConnectError as exc:
             retry = policy.refused(str(exc))
             log.warning("%s", retry.note)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), retry.delay_s)
+            await sleep_unless_stopped(stop, retry.delay_s)
     return None
+
+
+async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, but wake at once when `stop` is set (so Ctrl-C during a backoff is instant)."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def close_description(ws: aiohttp.ClientWebSocketResponse, raw: aiohttp.WSMessage) -> str:
@@ -128,11 +133,10 @@ def close_description(ws: aiohttp.ClientWebSocketResponse, raw: aiohttp.WSMessag
 def decode_message(message: aiohttp.WSMessage) -> Message | None:
     """A protocol message from a WebSocket message; None for control frames and for junk
     (logged), so one bad message never ends the stream."""
+    if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+        return None
     try:
-        if message.type == aiohttp.WSMsgType.TEXT:
-            return decode_json(message.data)
-        if message.type == aiohttp.WSMsgType.BINARY:
-            return decode_binary(message.data)
+        return decode(message.data, binary=message.type == aiohttp.WSMsgType.BINARY)
     except ProtocolError as exc:
         log.warning("unreadable message from the server (%s): %s", exc.code, exc.message)
     return None

@@ -31,7 +31,7 @@ from .images import decode_jpeg, encode_jpeg
 from .job_ledger import JobLedger, SentFrame, Writable
 from .media import Picture, VideoReader, VideoWriter
 from .reconnect import reconnect_policy
-from .transport import close_description, connect, decode_message, send_message
+from .transport import close_description, connect, decode_message, send_message, sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +128,9 @@ class VideoJob:
                                          delivered=self.ledger.written > written_before,
                                          unconfirmed=None if confirmed else str(exc))
                     log.warning("%s", retry.note)
-                    await self._sleep(retry.delay_s)
+                    await sleep_unless_stopped(self._stop, retry.delay_s)
                 finally:
                     await ws.close()
-
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
-            pass
 
     async def _run_connection(self, ws: aiohttp.ClientWebSocketResponse, items: Any, writer: VideoWriter,
                               bar: tqdm) -> None:

@@ -107,7 +107,8 @@ def default_download_dir(models_dir: Path | None = None) -> Path:
     return search_dirs(models_dir)[0]
 
 
-def _package_dir(package: str) -> Path | None:
+def package_dir(package: str) -> Path | None:
+    """Where an installed package lives (None: not installed): embedded models and sample photos ship inside them."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -121,9 +122,9 @@ def locate(spec: ModelSpec, models_dir: Path | None = None) -> Path | None:
         if candidate.is_file():
             return candidate
     if spec.package and spec.package_path:
-        package_dir = _package_dir(spec.package)
-        if package_dir is not None and (package_dir / spec.package_path).is_file():
-            return package_dir / spec.package_path
+        installed = package_dir(spec.package)
+        if installed is not None and (installed / spec.package_path).is_file():
+            return installed / spec.package_path
     return None
 
 

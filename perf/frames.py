@@ -9,7 +9,6 @@ the server, the bottleneck.
 """
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 from fractions import Fraction
@@ -21,6 +20,7 @@ import cv2
 import numpy as np
 
 from client.images import encode_jpeg
+from models import registry
 from client.sources import fit
 
 LOOP_FRAMES = 30  # one second of motion at 30 fps, then it repeats seamlessly
@@ -30,10 +30,10 @@ SCENES = ("group", "astronaut", "tom")  # what the camera sees
 
 def package_dir(name: str) -> Path:
     """Where an installed package lives: the sample photos come with skimage and insightface."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
+    installed = registry.package_dir(name)
+    if installed is None:
         raise RuntimeError(f"the package {name} is not installed; it ships the sample photos")
-    return Path(next(iter(spec.submodule_search_locations)))
+    return installed
 
 
 @lru_cache(maxsize=None)

@@ -1,5 +1,5 @@
-"""The message registry: every message type once, with its wire name, its JSON reader and
-writer and its binary kind, and the entry points that read it.
+"""The message registry: every message type once, with its wire name and its JSON reader and
+writer, and the entry points that read it.
 
 Adding a message type is its dataclass in `messages.py` (and in the `Message` union), its
 reader and writer in `json_codec.py`, and one row here; `decode_json`, `encode_json` and
@@ -14,7 +14,7 @@ from typing import Any, Callable, NamedTuple
 import orjson
 
 from . import json_codec
-from .binary_codec import Kind, decode_binary, encode_binary
+from .binary_codec import BinaryMessage, decode_binary, encode_binary
 from .errors import ErrorCode, ProtocolError
 from .messages import (
     Config,
@@ -37,19 +37,20 @@ from .messages import (
 
 @dataclass(frozen=True)
 class MessageType:
+    """One row of the registry: what `decode_json` needs to read a type by its name and
+    `encode_json` to write it by its class."""
+
     name: str  # the JSON "type"
     cls: type
     read: Callable[[json_codec.Fields], Any]  # the JSON object -> the message; raises ProtocolError
     write: Callable[[Any], json_codec.Fields]  # the message -> its JSON fields after "type"
-    kind: Kind | None = None  # its binary kind, for the types that have a binary form
 
 
 MESSAGE_TYPES: tuple[MessageType, ...] = (
-    MessageType("frame", Frame, json_codec.read_frame, json_codec.write_frame, Kind.FRAME),
+    MessageType("frame", Frame, json_codec.read_frame, json_codec.write_frame),
     MessageType("processed_frame", ProcessedFrame, json_codec.read_processed_frame,
-                json_codec.write_processed_frame, Kind.PROCESSED_FRAME),
-    MessageType("source_face", SourceFace, json_codec.read_source_face, json_codec.write_source_face,
-                Kind.SOURCE_FACE),
+                json_codec.write_processed_frame),
+    MessageType("source_face", SourceFace, json_codec.read_source_face, json_codec.write_source_face),
     MessageType("source_face_confirmation", SourceFaceConfirmation, json_codec.read_source_face_confirmation,
                 json_codec.write_source_face_confirmation),
     MessageType("stats_request", StatsRequest, lambda fields: StatsRequest(), json_codec.no_fields),
@@ -113,8 +114,8 @@ class Encoded(NamedTuple):
 def encode(message: Message, binary: bool) -> Encoded:
     """A message as it goes on the wire: binary when the connection uses binary frames
     (`binary`) and the type has a binary form, JSON text otherwise."""
-    if binary and _message_type(message).kind is not None:
-        return Encoded(encode_binary(message), True)  # a type with a kind is a BinaryMessage
+    if binary and isinstance(message, BinaryMessage):  # binary_codec's kinds: the types that carry an image
+        return Encoded(encode_binary(message), True)
     return Encoded(encode_json(message), False)
 
 

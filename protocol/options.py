@@ -116,6 +116,10 @@ def merged(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, 
     return {**current, **validate(changes)}
 
 
-def as_json() -> list[dict[str, Any]]:
-    """The table for the web page (`GET /options`): every field of every row, and its kind."""
-    return [{**asdict(option), "choices": list(option.choices), "kind": option.kind} for option in OPTIONS.values()]
+def as_json(defaults: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The table for the web page (`GET /options`): every field of every row, and its kind;
+    `defaults` (a server's command-line choices) replace the table's, so a page starts from
+    what that server applies to a client that sent no `config`."""
+    defaults = defaults or {}
+    return [{**asdict(option), "default": defaults.get(option.name, option.default), "choices": list(option.choices),
+             "kind": option.kind} for option in OPTIONS.values()]

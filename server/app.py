@@ -303,7 +303,7 @@ async def _whip_delete(request: web.Request) -> web.Response:
 
 async def _options(request: web.Request) -> web.Response:
     """The live options table (protocol/options.py), for the page: a new option gets its control."""
-    return web.json_response(options.as_json())
+    return web.json_response(options.as_json(request.app[CONFIG].options))
 
 
 async def _stats(request: web.Request) -> web.Response:

@@ -39,9 +39,11 @@ def test_the_docs_table_lists_every_option_its_type_and_default():
         assert (type(value) is bool, value) == (type(option.default) is bool, option.default), name
 
 
-def test_the_readmes_table_lists_every_option():
+def test_the_readmes_table_lists_every_option_with_its_flag():
     rows = table_rows((ROOT / "README.md").read_text(), "Swap options, as server defaults")
-    assert {row[0].strip("`") for row in rows} == set(OPTIONS)
+    assert [row[0].strip("`") for row in rows] == list(OPTIONS), "README.md: one row per option, in order"
+    for name, flag, _default, _meaning in rows:
+        assert flag.startswith(f"`{OPTIONS[name.strip('`')].flag}"), name
 
 
 @pytest.mark.parametrize("changes, field, message", [

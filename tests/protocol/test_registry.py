@@ -28,7 +28,7 @@ from protocol import (
     encode_binary,
     encode_json,
 )
-from protocol.binary_codec import HEADER
+from protocol.binary_codec import BinaryMessage
 
 FRAME = Frame(jpeg=b"\xff\xd8", timestamp=1.5, seq=3)
 
@@ -41,13 +41,17 @@ def test_every_message_type_is_registered_once_and_exported():
     assert all(hasattr(protocol, name) for name in protocol.__all__)
 
 
-@pytest.mark.parametrize("message_type", [t for t in MESSAGE_TYPES if t.kind is not None], ids=lambda t: t.name)
-def test_the_registered_binary_kind_is_the_binary_codecs(message_type):
+BINARY_TYPES = get_args(BinaryMessage)
+
+
+@pytest.mark.parametrize("message_type", [t for t in MESSAGE_TYPES if t.cls in BINARY_TYPES], ids=lambda t: t.name)
+def test_a_binary_connection_sends_the_image_carrying_types_as_binary(message_type):
     message = message_type.cls(b"\xff\xd8") if message_type.cls is SourceFace else message_type.cls(b"\xff\xd8", 1.0)
-    assert HEADER.unpack_from(encode_binary(message))[1] == message_type.kind
+    sent = encode(message, binary=True)
+    assert sent.binary and type(decode(sent.data, binary=True)) is message_type.cls
 
 
-@pytest.mark.parametrize("message_type", [t for t in MESSAGE_TYPES if t.kind is None], ids=lambda t: t.name)
+@pytest.mark.parametrize("message_type", [t for t in MESSAGE_TYPES if t.cls not in BINARY_TYPES], ids=lambda t: t.name)
 def test_types_without_a_kind_have_no_binary_form(message_type):
     with pytest.raises(TypeError, match="has no binary form"):
         encode_binary(object.__new__(message_type.cls))  # the codec looks at the type first

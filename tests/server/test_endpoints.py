@@ -55,10 +55,13 @@ async def test_healthz_and_plain_get_of_the_websocket_path(start_server, http):
         assert response.status == 200 and "<html" in await response.text()
 
 
-async def test_the_options_table_is_served_for_the_page(start_server, http):
-    server = await start_server()
+async def test_the_options_table_is_served_for_the_page_with_the_servers_defaults(start_server, http):
+    server = await start_server(options={**options.DEFAULT_OPTIONS, "opacity": 0.5, "blend": "poisson"})
     async with http.get(server.make_url("/options")) as response:
-        assert response.status == 200 and await response.json() == options.as_json()
+        served = {row["name"]: row for row in await response.json()}
+    assert response.status == 200 and list(served) == list(options.OPTIONS)
+    assert served["opacity"]["default"] == 0.5 and served["blend"]["default"] == "poisson"
+    assert served["mirror"]["default"] is options.OPTIONS["mirror"].default
 
 
 async def test_disconnect_accounts_for_pending_frames(start_server, http, frame_jpeg):

@@ -32,7 +32,10 @@ alone would take (or than one frame, for a batch of the job's only), and a batch
 job's only starts only when no other batch is in flight, and not when a live frame is due
 before it would end: so what a live frame waits for, the batch it is in or the one before
 it, and the host cores its batch shares, stay about as they would without a job. With no
-live client the job's batches grow as the target allows.
+live client streaming the latency target does not bound a job's batches: it is the live
+clients' promise, and a job's frames are waited for as a whole file, so its batches are
+sized for throughput alone (a live client that then joins waits once behind the batches in
+flight, and the rules above take over from its first frame).
 
 **Pace the clients that ask.** A client's turn comes once per `active clients x service
 time per frame`; a paced client (docs/protocol.md, "Pacing") is told to send its next
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Generic, Hashable, TypeVar
 
@@ -142,8 +146,10 @@ class Scheduler(Generic[M]):
             return Wait(None)
         freed = max((batch.account.processed_at for batch in self._in_flight.values()
                      if batch.account.processed_at is not None), default=self._freed_at)
-        size = self.batch_size(len(eligible))
-        if len(live) < len(eligible) and self._live_streaming(now):
+        live_streaming = self._live_streaming(now)
+        target = self.latency_target_s if live or live_streaming else math.inf
+        size = self.batch_size(len(eligible), target)
+        if len(live) < len(eligible) and live_streaming:
             if not live and self._in_flight:
                 return Wait(None)  # a job's own batch waits until the host has nothing else to do
             due = self._live_frame_due(now) if not live else None
@@ -153,7 +159,7 @@ class Scheduler(Generic[M]):
         early = self.device_backlog_s(now) - self.lead_s(size)
         if early > TAKE_TOLERANCE_S:
             return Wait(now + early)
-        chosen = eligible[:self._probe(size, len(eligible))]
+        chosen = eligible[:self._probe(size, len(eligible), target)]
         if self.device_is_host and freed is not None and self.ready[chosen[0]] <= freed:
             self.slot_gap_s += 0.1 * (now - freed - self.slot_gap_s)  # the slot sat free while frames waited
         for client in chosen:
@@ -208,24 +214,25 @@ class Scheduler(Generic[M]):
         """Host time a batch of `size` spends before its last model call."""
         return self.lead.predict(size) if self.lead.known else 0.0
 
-    def batch_size(self, available: int) -> int:
-        """The smallest batch within `KNEE` of the best throughput the target allows.
+    def batch_size(self, available: int, target_s: float | None = None) -> int:
+        """The smallest batch within `KNEE` of the best throughput `target_s` (by default the
+        latency target) allows.
 
         The most frames whose batch is predicted to finish within the target bound the size;
         within that, a frame more is only worth its wait if it buys throughput. Where a batch
         of n costs about n single frames (a CPU) that means one frame; where a call's fixed
         cost dominates (a GPU) it means as many as the target allows."""
         limit = min(available, self.max_batch) if self.batch_time.known else 1  # learn from single frames first
-        throughput = self._throughputs(limit)
+        throughput = self._throughputs(limit, self.latency_target_s if target_s is None else target_s)
         best = max(throughput)
         return next(size for size, rate in enumerate(throughput, 1) if rate >= (1.0 - KNEE) * best)
 
-    def _throughputs(self, limit: int) -> list[float]:
+    def _throughputs(self, limit: int, target_s: float) -> list[float]:
         """Frames per second of the device for batches of 1, 2, ... up to `limit` frames or the
         most the target allows: frames per second of device time, or, on the CPU (one batch
         processed at a time), per second of a batch's processing."""
         allowed = 1
-        while allowed < limit and self.batch_time.predict(allowed + 1) <= self.latency_target_s:
+        while allowed < limit and self.batch_time.predict(allowed + 1) <= target_s:
             allowed += 1
         gap = self.slot_gap_s if self.device_is_host else 0.0
         return [size / max(self._busy_cost.predict(size) + gap, 1e-9) for size in range(1, allowed + 1)]
@@ -235,7 +242,7 @@ class Scheduler(Generic[M]):
         """What a batch holds the device for: its model time, or on the CPU its processing."""
         return self.batch_busy if self.device_is_host else self.batch_device
 
-    def _probe(self, size: int, available: int) -> int:
+    def _probe(self, size: int, available: int, target_s: float) -> int:
         """`size`, or one frame more once in `PROBE_EVERY` batches.
 
         A fit that has only seen one size cannot tell a fixed cost from a per-frame one, and
@@ -245,7 +252,7 @@ class Scheduler(Generic[M]):
         bigger batch really costs."""
         self._since_probe += 1
         if (size < min(available, self.max_batch) and self._since_probe >= PROBE_EVERY
-                and self.batch_time.seen(size + 1) < MIN_OTHERS and self.batch_time.predict(size) <= self.latency_target_s):
+                and self.batch_time.seen(size + 1) < MIN_OTHERS and self.batch_time.predict(size) <= target_s):
             self._since_probe = 0
             return size + 1
         return size
@@ -267,7 +274,7 @@ class Scheduler(Generic[M]):
     def service_s(self) -> float:
         """Seconds of the device per frame at its best batch size within the target: what it
         can do when frames are waiting. Zero before any batch has been measured."""
-        return 1.0 / max(self._throughputs(self.max_batch)) if self._busy_cost.known else 0.0
+        return 1.0 / max(self._throughputs(self.max_batch, self.latency_target_s)) if self._busy_cost.known else 0.0
 
     # ---- batches ------------------------------------------------------------------------
     def started(self, frames: int, now: float, ages_s: list[float], account: WorkAccount) -> int:

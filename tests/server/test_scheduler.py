@@ -8,7 +8,7 @@ import pytest
 
 from models.costs import LinearCost
 from models.work import WorkAccount
-from server.scheduler import PROBE_EVERY, Scheduler, Take, Wait
+from server.scheduler import ACTIVE_WINDOW_S, PROBE_EVERY, Scheduler, Take, Wait
 
 
 def learned(cost: LinearCost, fixed_s: float, per_item_s: float, sizes=(1, 2, 3, 4)) -> LinearCost:
@@ -200,6 +200,21 @@ def test_a_job_fills_what_live_clients_leave_without_slowing_their_batches_much(
     back = finish(scheduler, run(scheduler, ["job"] * 7, now=5.0))  # live clients quiet: the size the knee picks
     run(scheduler, ["job"] * 2, now=back)
     assert "job" not in scheduler.ready and not scheduler.queued
+
+
+def test_a_job_alone_is_batched_for_throughput_beyond_the_live_latency_target():
+    """10 + 8 x n ms a batch: a 30 ms target allows 2 frames. With no live client streaming, a
+    job's frames are not held to it: the knee picks 7 (6 + n ms of device time: 7 give 94% of
+    8's throughput). Once a live client streams, the target and the live rules are back."""
+    scheduler = gpu(latency_target_s=0.03)
+    learned(scheduler.batch_time, 0.010, 0.008)
+    learned(scheduler.batch_device, 0.006, 0.001)
+    for _ in range(20):
+        scheduler.mark_ready("job", 0.0, queued=True)
+    back = finish(scheduler, run(scheduler, ["job"] * 7, now=0.0))
+    scheduler.mark_ready("live", back)
+    back = finish(scheduler, run(scheduler, ["live"], now=back))  # a job frame more: 26 ms, over 1.25 x 18
+    assert len(take(scheduler, back + ACTIVE_WINDOW_S).clients) == 7, "the live client has stopped streaming"
 
 
 def test_on_the_cpu_a_job_frame_waits_for_a_live_frame_due_before_it_would_end():

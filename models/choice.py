@@ -16,6 +16,7 @@ from .host import HostPool
 from .hub import ModelHub, ModelSettings
 from .processors import ClassicSwapper, FaceEnhancer, NeuralSwapper
 from .registry import MODELS, locate
+from .swap_models import SWAP_MODELS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ def build_swapper(name: str, hub: ModelHub) -> ClassicSwapper | NeuralSwapper:
     return NeuralSwapper(hub) if name == "inswapper" else ClassicSwapper(hub)
 
 
+def _swapper_model(model: str) -> ProcessorFactory:
+    return lambda hub: NeuralSwapper(hub, model, name=model)
+
+
 PROCESSORS: Mapping[str, ProcessorFactory] = MappingProxyType({
     "passthrough": lambda hub: Passthrough(),
     "classic": lambda hub: build_swapper("classic", hub),
@@ -48,6 +53,7 @@ PROCESSORS: Mapping[str, ProcessorFactory] = MappingProxyType({
     "face_swapper": lambda hub: build_swapper("auto", hub),  # Deep-Live-Cam's name
     "enhancer": FaceEnhancer,
     "face_enhancer": FaceEnhancer,
+    **{model: _swapper_model(model) for model in SWAP_MODELS if MODELS[model].family != "inswapper"},
 })
 
 

@@ -59,3 +59,12 @@ def non_max_suppression(score: np.ndarray, box: np.ndarray, kps: np.ndarray, thr
     keep = cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), threshold, iou)
     order = sorted(np.asarray(keep).reshape(-1), key=lambda i: -score[i])
     return [Face(box=box[i].astype(np.float32), score=float(score[i]), kps=kps[i].astype(np.float32)) for i in order]
+
+
+@dataclass(frozen=True)
+class SwapJob:
+    """One face to swap: which frame, where, and with whose identity (the swapper's `source` input)."""
+
+    frame_index: int
+    face: Face
+    identity: np.ndarray

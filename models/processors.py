@@ -20,13 +20,14 @@ from . import classic
 from .analysis import FaceAnalyser
 from .blend import Patch, paste
 from .enhancer import Enhancer
-from .face import Face
+from .face import Face, SwapJob
 from .frame import FrameContext
 from .host import HostPool
 from .hub import ModelHub
-from .inswapper import InSwapper, SwapJob, load_emap, patch
+from .paste_back import patch
 from .recognizer import cosine
 from .registry import ModelError, require
+from .swap_models import SWAP_MODELS, SwapModel
 
 MATCH_THRESHOLD = 0.35  # cosine: same person well above (~0.9 mirrored), others well below (<0.25)
 
@@ -103,29 +104,30 @@ class ClassicSwapper:
 
 @dataclass(frozen=True)
 class NeuralSource:
-    latent: np.ndarray
+    identity: np.ndarray  # what the swapper model's `source` input takes for this person
     embedding: np.ndarray
     note: str
 
 
 class NeuralSwapper:
-    """inswapper_128 over all faces of all frames of the batch in one call."""
+    """A swapper model (models/swap_models.py: inswapper_128, hyperswap, ...) over all faces of
+    all frames of the batch in one call, each face with its own client's identity."""
 
-    name = "inswapper"
-
-    def __init__(self, hub: ModelHub, model_path: Path | None = None) -> None:
+    def __init__(self, hub: ModelHub, model: str = "inswapper_128", model_path: Path | None = None,
+                 name: str = "inswapper") -> None:
         if hub.mit_only:
-            raise ModelError("inswapper needs InsightFace's recognizer; the MIT-only pipeline (--detector "
+            raise ModelError(f"{model} needs InsightFace's recognizer; the MIT-only pipeline (--detector "
                              "centerface) runs the classic swapper only")
-        path = model_path or require("inswapper_128", hub.settings.models_dir)
-        self.swapper = InSwapper(hub.session("inswapper_128", path), load_emap(path), hub.host)
+        path = model_path or require(model, hub.settings.models_dir)
+        self.name = name
+        self.swapper: SwapModel = SWAP_MODELS[model](model, hub.session(model, path), path, hub.host)
         self.analyser = hub.analyser
         self.host = hub.host
 
     def prepare_source(self, image: np.ndarray) -> NeuralSource:
         photo = self.analyser.source_face(image)
         assert photo.face.embedding is not None
-        return NeuralSource(self.swapper.latent(photo.face.embedding), photo.face.embedding, photo.note)
+        return NeuralSource(self.swapper.identity(photo.face.embedding), photo.face.embedding, photo.note)
 
     can_identify = True
 
@@ -136,7 +138,7 @@ class NeuralSwapper:
         chosen = _targets(frames, contexts, self.name)
         needs_landmarks = any(contexts[i].options.get("mouth_mask", 0) for i in chosen)
         jobs = [
-            SwapJob(index, face, source.latent)
+            SwapJob(index, face, source.identity)
             for index, frame_faces in zip(chosen, _analyse(self.analyser, frames, contexts, chosen, needs_landmarks))
             for face in frame_faces
             if (source := _source_for(face, contexts[index], self.name)) is not None

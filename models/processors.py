@@ -120,14 +120,14 @@ class NeuralSwapper:
                              "centerface) runs the classic swapper only")
         path = model_path or require(model, hub.settings.models_dir)
         self.name = name
-        self.swapper: SwapModel = SWAP_MODELS[model](model, hub.session(model, path), path, hub.host)
+        self.swapper: SwapModel = SWAP_MODELS[model](model, hub, path)
         self.analyser = hub.analyser
         self.host = hub.host
 
     def prepare_source(self, image: np.ndarray) -> NeuralSource:
         photo = self.analyser.source_face(image)
         assert photo.face.embedding is not None
-        return NeuralSource(self.swapper.identity(photo.face.embedding), photo.face.embedding, photo.note)
+        return NeuralSource(self.swapper.identity(photo), photo.face.embedding, photo.note)
 
     can_identify = True
 

@@ -21,7 +21,7 @@ INSIGHTFACE_TERMS = "InsightFace weights: non-commercial research use only"
 class ModelSpec:
     name: str
     filename: str
-    role: str  # detector | recognizer | landmarks | swapper | enhancer
+    role: str  # detector | recognizer | landmarks | swapper | converter | enhancer
     licence: str
     family: str | None = None  # swappers: the class that runs them (models/swap_models.py's FAMILIES)
     sha256: str | None = None  # pinned where the exact file is known
@@ -38,6 +38,17 @@ class ModelSpec:
 
 
 _FACEFUSION = "https://github.com/facefusion/facefusion-assets/releases/download"
+# FaceFusion's swapper files: name, family (models/swap_models.py), release tag, licence (vendor, year).
+_FAMILY_FILES = (
+    *((name, "hyperswap", "models-3.3.0", "ResearchRAIL (FaceFusion, 2025)")
+      for name in ("hyperswap_1a_256", "hyperswap_1b_256", "hyperswap_1c_256")),
+    ("simswap_256", "simswap_256", "models-3.0.0", "non-commercial (neuralchen, 2020)"),
+    ("simswap_unofficial_512", "simswap_512", "models-3.0.0", "non-commercial (neuralchen, 2020)"),
+    *((f"ghost_{n}_256", "ghost", "models-3.0.0", "Apache-2.0 (ai-forever, 2022)") for n in (1, 2, 3)),
+    ("hififace_unofficial_256", "hififace", "models-3.1.0", "unknown (GuijiAI, 2021)"),
+    ("blendswap_256", "blendswap", "models-3.0.0", "non-commercial (mapooon, 2023)"),
+    ("uniface_256", "uniface", "models-3.0.0", "unknown (xc-csc101, 2022)"),
+)
 _BUFFALO_L = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
 
 MODELS: dict[str, ModelSpec] = {
@@ -81,10 +92,11 @@ MODELS: dict[str, ModelSpec] = {
             size_mb=277,
             url="https://huggingface.co/hacksider/deep-live-cam/resolve/main/inswapper_128_fp16.onnx",
         ),
-        *(ModelSpec(
-            name, f"{name}.onnx", "swapper", "ResearchRAIL (FaceFusion, 2025)",
-            family="hyperswap", url=f"{_FACEFUSION}/models-3.3.0/{name}.onnx",
-        ) for name in ("hyperswap_1a_256", "hyperswap_1b_256", "hyperswap_1c_256")),
+        *(ModelSpec(name, f"{name}.onnx", "swapper", licence, family=family, url=f"{_FACEFUSION}/{tag}/{name}.onnx")
+          for name, family, tag, licence in _FAMILY_FILES),
+        *(ModelSpec(name, f"{name}.onnx", "converter", "not stated (FaceFusion's assets)",
+                    url=f"{_FACEFUSION}/models-3.4.0/{name}.onnx")
+          for name in ("crossface_simswap", "crossface_ghost", "crossface_hififace")),
         ModelSpec(
             "gfpgan_1.4", "GFPGANv1.4.onnx", "enhancer", "Apache-2.0 (GFPGAN, TencentARC)", size_mb=340,
             url="https://github.com/facefusion/facefusion-assets/releases/download/models/gfpgan_1.4.onnx",

@@ -62,10 +62,27 @@ def _table(swap_ms: float, enhance_ms: float, detect_ms: float) -> dict[str, Sim
         "inswapper_128": SimulatedCost(LAUNCH_FLOOR_MS, swap_ms, "echo"),
         "inswapper_128_fp16": SimulatedCost(LAUNCH_FLOOR_MS, swap_ms, "echo"),
         "gfpgan_1.4": SimulatedCost(LAUNCH_FLOOR_MS, enhance_ms, "echo"),
-        # hyperswap's FLOPs are not published: taken as inswapper's network at 256 px, four times the pixels
-        **{name: SimulatedCost(LAUNCH_FLOOR_MS, 4 * swap_ms, "echo") for name, spec in MODELS.items()
-           if spec.family == "hyperswap"},
     }
+
+
+def cost_of(table: dict[str, SimulatedCost], name: str, path: Path) -> SimulatedCost:
+    """The table's cost for model `name`. The other swapper families' FLOPs are not published:
+    each is taken as inswapper's network on its own crop, inswapper's cost per pixel of its
+    `target` input (a 256 px family four times inswapper's), and their embedding converters as
+    small models."""
+    if name in table:
+        return table[name]
+    role = MODELS[name].role if name in MODELS else None
+    if role == "converter":
+        return SimulatedCost(LAUNCH_FLOOR_MS, 0.01, "echo")
+    if role != "swapper":
+        raise ValueError(f"the simulated device has no cost for {name}; known: {', '.join(table)}")
+    inputs = {v.name: v for v in onnx.load(str(path), load_external_data=False).graph.input}
+    side = inputs["target"].type.tensor_type.shape.dim[-1].dim_value if "target" in inputs else 0
+    if not side:
+        raise ValueError(f"{name}: no `target` input of a fixed size to scale inswapper's cost by")
+    base = table["inswapper_128"]
+    return SimulatedCost(base.fixed_ms, base.per_item_ms * (side / 128) ** 2, "echo")
 
 
 COST_TABLES: dict[str, dict[str, SimulatedCost]] = {

@@ -1,32 +1,35 @@
 """Swapper models, one small class per family, batched: every face of every frame in one call.
 
-A swapper model has `identity(embedding)` (once per client source: what its `source` input
-takes for that person) and `generate(frames, jobs)` (once per batch: the swapped crops and
-the matrices that cut them). A family is its crop (`CropFormat`: the template and size it
-was trained on and its input normalisation and output range, models/alignment.py) and how it
-feeds the identity; the processor (models/processors.py), the paste-back
-(models/paste_back.py), tracking and options are the same for all. `SWAP_MODELS` names them
-for `--frame-processor`.
+A swapper model has `identity(photo)` (once per client source: what its `source` input takes
+for that person) and `generate(frames, jobs)` (once per batch: the swapped crops and the
+matrices that cut them). A family is its crop (`CropFormat`: the template and size it was
+trained on, its input normalisation and output range, models/alignment.py) and how it feeds
+the identity: the recognizer's embedding, normalised (hyperswap, inswapper); that embedding
+through a converter model (simswap, ghost, hififace); or a crop of the source photo itself
+(blendswap, uniface). The processor (models/processors.py), the paste-back
+(models/paste_back.py), tracking and options are the same for all. `SWAP_MODELS` names every
+file of every family for `--frame-processor`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Callable, ClassVar, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from .alignment import align
+from .analysis import SourcePhoto, embedding
 from .device import DeviceSession
 from .face import SwapJob
-from .host import HostPool
-from .inswapper import InSwapper, load_emap
+from .hub import ModelHub
+from .inswapper import InSwapper
 from .registry import MODELS, ModelError
 
 
 class SwapModel(Protocol):
-    def identity(self, embedding: np.ndarray) -> np.ndarray:
-        """What the model's `source` input takes for the person of this recognizer embedding."""
+    def identity(self, photo: SourcePhoto) -> np.ndarray:
+        """What the model's `source` input takes for the person of this source photo."""
 
     def generate(self, frames: Sequence[np.ndarray], jobs: Sequence[SwapJob]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Swapped BGR crops (N, S, S, 3) uint8 for all jobs, one call, and each crop's alignment matrix."""
@@ -38,81 +41,164 @@ class CropFormat:
 
     template: str  # models/alignment.py's TEMPLATES
     size: int
-    mean: float  # target input: RGB / 255, then (x - mean) / std
-    std: float
-    signed_output: bool  # output in [-1, 1] (undo the normalisation) rather than [0, 1]
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # RGB / 255, then (x - mean) / std, per channel
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    signed_output: bool = False  # output in [-1, 1] (undo the normalisation) rather than [0, 1]
 
     def to_input(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """BGR uint8 crops -> the (N, 3, S, S) float32 RGB blob the model takes."""
         rgb = np.stack(crops)[..., ::-1].astype(np.float32) / 255.0
-        return np.ascontiguousarray(((rgb - self.mean) / self.std).transpose(0, 3, 1, 2))
+        normalised = (rgb - np.float32(self.mean)) / np.float32(self.std)
+        return np.ascontiguousarray(normalised.transpose(0, 3, 1, 2), np.float32)
 
     def from_output(self, output: np.ndarray) -> np.ndarray:
         """The model's (N, 3, S, S) output -> BGR uint8 crops (N, S, S, 3)."""
-        unit = output * self.std + self.mean if self.signed_output else output
-        rgb = np.clip(unit, 0.0, 1.0).transpose(0, 2, 3, 1)
-        return np.ascontiguousarray((rgb[..., ::-1] * 255.0).round().astype(np.uint8))
+        rgb = output.transpose(0, 2, 3, 1)
+        unit = rgb * np.float32(self.std) + np.float32(self.mean) if self.signed_output else rgb
+        return np.ascontiguousarray((np.clip(unit, 0.0, 1.0)[..., ::-1] * 255.0).round().astype(np.uint8))
 
 
-def check_inputs(session: DeviceSession, model: str, crop: CropFormat) -> None:
+HALF = (0.5, 0.5, 0.5)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def check_inputs(session: DeviceSession, model: str, shapes: Mapping[str, tuple[int, ...]]) -> None:
     """Refuse, with a message that says what to check, a file whose inputs are not the family's
-    (`source`, and `target` of the crop's size): a file is loaded whatever its hash, so a
+    (by name, and by size where the file fixes one): a file is loaded whatever its hash, so a
     different model under this name must fail here, not as garbage faces."""
-    shapes = {i.name: list(i.shape) for i in session.get_inputs()}
-    expected = {"source": "(N, 512)", "target": f"(N, 3, {crop.size}, {crop.size})"}
-    target = shapes.get("target", [])
-    if set(shapes) != set(expected) or any(isinstance(d, int) and d != want
-                                             for d, want in zip(target[1:], (3, crop.size, crop.size))):
-        found = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
-        raise ModelError(f"{model}: inputs {found}; this family's model takes "
-                         f"{', '.join(f'{name} {shape}' for name, shape in expected.items())} "
-                         "(a different model under this name?)")
+    found = {i.name: list(i.shape) for i in session.get_inputs()}
+    if set(found) != set(shapes) or any(isinstance(d, int) and d > 0 and d != want for name, want_shape in shapes.items()
+                                        for d, want in zip(found[name][1:], want_shape)):
+        raise ModelError(f"{model}: inputs {', '.join(f'{name} {shape}' for name, shape in found.items())}; "
+                         f"this family's model takes {', '.join(f'{name} (N, {_dims(shape)})' for name, shape in shapes.items())}"
+                         " (a different model under this name?)")
 
 
-def normalised(embedding: np.ndarray) -> np.ndarray:
-    return (embedding / np.linalg.norm(embedding)).astype(np.float32)
+def _dims(shape: tuple[int, ...]) -> str:
+    return ", ".join(str(d) for d in shape)
 
 
-class Hyperswap:
-    """hyperswap_1a/1b/1c_256 (FaceFusion, 2025): the normalised recognizer embedding as
-    `source`, a 256 px arcface_128 crop in [-1, 1] as `target`; output [0] in [-1, 1] (its
-    second output, a mask, is not used)."""
+def normalised(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
 
-    crop = CropFormat("arcface_128", 256, mean=0.5, std=0.5, signed_output=True)
 
-    def __init__(self, name: str, session: DeviceSession, host: HostPool) -> None:
-        check_inputs(session, name, self.crop)
-        self.session = session
-        self.host = host
+class Swapper:
+    """A model with `source` and `target` inputs: the target crop in its family's format, batched."""
 
-    def identity(self, embedding: np.ndarray) -> np.ndarray:
-        return normalised(embedding)
+    crop: ClassVar[CropFormat]
+    source_shape: ClassVar[tuple[int, ...]] = (512,)
+
+    def __init__(self, name: str, hub: ModelHub, path: Path) -> None:
+        self.session = hub.session(name, path)
+        check_inputs(self.session, name, {"source": self.source_shape,
+                                          "target": (3, self.crop.size, self.crop.size)})
+        self.host = hub.host
 
     def generate(self, frames: Sequence[np.ndarray], jobs: Sequence[SwapJob]) -> tuple[np.ndarray, list[np.ndarray]]:
-        return generate(self.session, self.crop, self.host, frames, jobs)
+        crop = self.crop
+        aligned = self.host.map("swap_pre", lambda job: align(frames[job.frame_index], job.face.kps, crop.template,
+                                                              crop.size), jobs)
+        with self.host.stage("swap_pre"):
+            target = crop.to_input([made for made, _ in aligned])
+            source = np.stack([job.identity for job in jobs]).astype(np.float32)
+        output = self.session.run(None, {"source": source, "target": target})[0]
+        with self.host.stage("swap_post"):
+            fakes = crop.from_output(output)
+        return fakes, [matrix for _, matrix in aligned]
 
 
-def generate(session: DeviceSession, crop: CropFormat, host: HostPool, frames: Sequence[np.ndarray],
-             jobs: Sequence[SwapJob]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The batched call every family with `source` and `target` inputs makes."""
-    aligned = host.map("swap_pre", lambda job: align(frames[job.frame_index], job.face.kps, crop.template, crop.size),
-                       jobs)
-    with host.stage("swap_pre"):
-        target = crop.to_input([made for made, _ in aligned])
-        source = np.stack([job.identity for job in jobs]).astype(np.float32)
-    output = session.run(None, {"source": source, "target": target})[0]
-    with host.stage("swap_post"):
-        fakes = crop.from_output(output)
-    return fakes, [matrix for _, matrix in aligned]
+class ConvertedSwapper(Swapper):
+    """Families fed the recognizer's embedding through a converter model of their own."""
+
+    converter: ClassVar[str]  # its file in models/registry.py: input `input` (1, 512), output [0]
+    normalise: ClassVar[bool]
+
+    def __init__(self, name: str, hub: ModelHub, path: Path) -> None:
+        super().__init__(name, hub, path)
+        self.convert = hub.session(self.converter)
+        check_inputs(self.convert, self.converter, {"input": (512,)})
+
+    def identity(self, photo: SourcePhoto) -> np.ndarray:
+        converted = self.convert.run(None, {"input": embedding(photo).reshape(1, -1).astype(np.float32)})[0][0]
+        return normalised(converted) if self.normalise else converted.astype(np.float32)
 
 
-SwapModelFactory = Callable[[str, DeviceSession, Path, HostPool], SwapModel]
+class Hyperswap(Swapper):
+    """hyperswap_1a/1b/1c_256 (FaceFusion, 2025): the normalised embedding; a second output, a
+    mask, is not used."""
 
-# A family (models/registry.py's `family` of a swapper file) -> how to make its model.
-FAMILIES: Mapping[str, SwapModelFactory] = {
-    "inswapper": lambda model, session, path, host: InSwapper(session, load_emap(path), host),
-    "hyperswap": lambda model, session, path, host: Hyperswap(model, session, host),
+    crop = CropFormat("arcface_128", 256, HALF, HALF, signed_output=True)
+
+    def identity(self, photo: SourcePhoto) -> np.ndarray:
+        return normalised(embedding(photo))
+
+
+class SimSwap256(ConvertedSwapper):
+    """simswap_256 (neuralchen, 2020): ImageNet-normalised input, output in [0, 1]."""
+
+    crop = CropFormat("arcface_112_v1", 256, IMAGENET_MEAN, IMAGENET_STD)
+    converter, normalise = "crossface_simswap", True
+
+
+class SimSwap512(ConvertedSwapper):
+    """simswap_unofficial_512: as simswap_256 at 512 px, no normalisation of the input."""
+
+    crop = CropFormat("arcface_112_v1", 512)
+    converter, normalise = "crossface_simswap", True
+
+
+class Ghost(ConvertedSwapper):
+    """ghost_1/2/3_256 (ai-forever, 2022): the converted embedding as it comes, not normalised."""
+
+    crop = CropFormat("arcface_112_v1", 256, HALF, HALF, signed_output=True)
+    converter, normalise = "crossface_ghost", False
+
+
+class HifiFace(ConvertedSwapper):
+    """hififace_unofficial_256 (GuijiAI, 2021), on the mtcnn_512 template."""
+
+    crop = CropFormat("mtcnn_512", 256, HALF, HALF, signed_output=True)
+    converter, normalise = "crossface_hififace", True
+
+
+class CropSourceSwapper(Swapper):
+    """Families fed a crop of the source photo itself (RGB / 255) instead of an embedding."""
+
+    source_crop: ClassVar[CropFormat]
+
+    def __init_subclass__(cls) -> None:
+        cls.source_shape = (3, cls.source_crop.size, cls.source_crop.size)
+
+    def identity(self, photo: SourcePhoto) -> np.ndarray:
+        crop, _ = align(photo.image, photo.face.kps, self.source_crop.template, self.source_crop.size)
+        return self.source_crop.to_input([crop])[0]
+
+
+class BlendSwap(CropSourceSwapper):
+    """blendswap_256 (mapooon, 2023): the source as a 112 px arcface_112_v2 crop."""
+
+    crop = CropFormat("ffhq_512", 256)
+    source_crop = CropFormat("arcface_112_v2", 112)
+
+
+class UniFace(CropSourceSwapper):
+    """uniface_256 (xc-csc101, 2022): the source as a 256 px ffhq_512 crop."""
+
+    crop = CropFormat("ffhq_512", 256, HALF, HALF, signed_output=True)
+    source_crop = CropFormat("ffhq_512", 256)
+
+
+# A family (models/registry.py's `family` of a swapper file) -> its class.
+FAMILIES: Mapping[str, Callable[[str, ModelHub, Path], SwapModel]] = {
+    "inswapper": InSwapper,  # its own crop and latent (models/inswapper.py): insightface's reference, exactly
+    "hyperswap": Hyperswap,
+    "simswap_256": SimSwap256,
+    "simswap_512": SimSwap512,
+    "ghost": Ghost,
+    "hififace": HifiFace,
+    "blendswap": BlendSwap,
+    "uniface": UniFace,
 }
 
-SWAP_MODELS: Mapping[str, SwapModelFactory] = {name: FAMILIES[spec.family] for name, spec in MODELS.items()
-                                               if spec.role == "swapper" and spec.family is not None}
+SWAP_MODELS: Mapping[str, Callable[[str, ModelHub, Path], SwapModel]] = {
+    name: FAMILIES[spec.family] for name, spec in MODELS.items() if spec.role == "swapper" and spec.family is not None}

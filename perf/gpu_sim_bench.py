@@ -4,8 +4,8 @@
 H100-class GPU would take (GIL released, no CPU used), with real detector and landmark
 outputs replayed and the swapper's crops echoed, so everything around the models (decode,
 crops, tracking, paste-back, blending, encode, scheduling) does its real work here. The
-swapper is inswapper_128 on a graph with its exact signature (no weights needed). These are
-projections, not GPU measurements.
+swapper is inswapper_128 (or `--swapper FILE`, any other family's) on a graph with its exact
+signature (no weights needed). These are projections, not GPU measurements.
 
 1. Saturation: eight clients offering far more than the device can do (the `t4` table, six
    faces a frame: ~33 ms of device time per frame, so the device, not this machine's two
@@ -31,15 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from client.__main__ import run_loop  # noqa: E402
 from perf.latency_probe import ProbeConfig, run_probe  # noqa: E402
 from perf.probe_results import ProbeResult  # noqa: E402
-from perf.synthetic_models import inswapper_like  # noqa: E402
+from perf.synthetic_models import FAMILY_FILES, family_like, inswapper_like  # noqa: E402
 
 SUSTAINED_FPS = 27.0  # of 30 offered: what counts as a client getting its frames
 P99_GOAL_MS = 100.0
 PROJECTED_CORES = 16
 
 
-def server_args(models_dir: Path, table: str) -> tuple[str, ...]:
-    return ("--provider", "simulated", "--simulated-device", table, "--frame-processor", "inswapper",
+def server_args(models_dir: Path, table: str, swapper: str = "inswapper") -> tuple[str, ...]:
+    return ("--provider", "simulated", "--simulated-device", table, "--frame-processor", swapper,
             "--models-dir", str(models_dir))
 
 
@@ -62,18 +62,18 @@ def replay_misses(result: ProbeResult) -> int:
 async def measure(args: argparse.Namespace, models_dir: Path) -> None:
     base = ProbeConfig(spawn=True, duration_s=args.duration, warmup_s=args.warmup, scene=args.scene, progress=False)
 
-    saturated = await run_probe(replace(base, server_args=server_args(models_dir, "t4"), clients=8,
+    saturated = await run_probe(replace(base, server_args=server_args(models_dir, "t4", args.swapper), clients=8,
                                         in_flight=1000, pacing=False))
     busy = device_busy(saturated)
     print(f"1. saturation (t4, {args.scene}, 8 open-loop clients x 30 fps): device busy {busy:.0%} "
           f"(goal >= 90%), {saturated.fps:.1f} frames/s, batch {saturated.batch_size_avg:.2f}, "
           f"replay misses while measured: {replay_misses(saturated)}", flush=True)
 
-    print(f"\n2. capacity (h100, {args.scene}, paced clients x 30 fps, window 2):")
+    print(f"\n2. capacity (h100, {args.swapper}, {args.scene}, paced clients x 30 fps, window 2):")
     print(f"{'clients':>7} {'fps':>7} {'fps/cl':>7} {'p50 ms':>7} {'p99 ms':>7} {'busy':>5} {'batch':>5} {'sustained':>9}")
     sustained, last = 0, None
     for clients in args.clients:
-        result = await run_probe(replace(base, server_args=server_args(models_dir, "h100"), clients=clients))
+        result = await run_probe(replace(base, server_args=server_args(models_dir, "h100", args.swapper), clients=clients))
         latency = result.latency
         ok = result.fps_per_client >= SUSTAINED_FPS and latency.p99_ms <= P99_GOAL_MS
         sustained = clients if ok else sustained
@@ -96,6 +96,8 @@ async def measure(args: argparse.Namespace, models_dir: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", default="1,2,4,8,12", help="client counts of the capacity sweep")
+    parser.add_argument("--swapper", default="inswapper", choices=("inswapper", *FAMILY_FILES),
+                        help="the swapper, on a graph with its model's signature (its cost from the simulated table)")
     parser.add_argument("--scene", default="group", choices=("group", "astronaut", "tom"),
                         help="what the cameras see: group (six faces) or one face")
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
@@ -105,7 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.clients = [int(part) for part in args.clients.split(",")]
     with tempfile.TemporaryDirectory(prefix="facestream-sim-") as directory:
         models_dir = Path(directory)
-        inswapper_like(models_dir / "inswapper_128.onnx")
+        if args.swapper == "inswapper":
+            inswapper_like(models_dir / "inswapper_128.onnx")
+        else:
+            family_like(models_dir, args.swapper)
         run_loop(measure(args, models_dir))
     return 0
 

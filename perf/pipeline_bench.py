@@ -5,11 +5,12 @@ call for all faces), swap+paste (classic: warp, colour, blend per face ROI; or i
 one call for all faces + ROI paste-back), encode. Frames: a one-face portrait
 (scikit-image's astronaut) and insightface's six-face group photo, both 640x480.
 
-    .venv/bin/python perf/pipeline_bench.py [--repeats 20] [--swapper classic|inswapper] [--json out.json]
+    .venv/bin/python perf/pipeline_bench.py [--repeats 20] [--swapper classic|inswapper|FAMILY_FILE] [--json out.json]
 
-`--swapper inswapper` runs the batched path on a synthetic graph with inswapper's exact
-signature (no real weights here): its timings show the pipeline's overhead, not the
-model's real cost.
+`--swapper inswapper` (or any other family's file: hyperswap_1a_256, simswap_256, ...) runs
+the batched path on a synthetic graph with that model's exact signature and a trivial body
+(no real weights here): its timings show the host work around the model (crops,
+normalisation, output decoding, paste-back), not the model's real cost.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import classic  # noqa: E402
 from models.hub import ModelHub, ModelSettings  # noqa: E402
 from models.processors import NeuralSwapper  # noqa: E402
-from perf.synthetic_models import inswapper_like  # noqa: E402
+from perf.synthetic_models import FAMILY_FILES, family_like, inswapper_like  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 from server.jpeg import JpegCodec  # noqa: E402
 
@@ -76,7 +77,8 @@ def run_batch(hub: ModelHub, codec: JpegCodec, jpegs: list[bytes], swap, times: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20, help="batches timed per configuration")
-    parser.add_argument("--swapper", choices=("classic", "inswapper"), default="classic")
+    parser.add_argument("--swapper", choices=("classic", "inswapper", *FAMILY_FILES), default="classic",
+                        help="classic, or a neural swapper on a graph with its family's signature (host cost only)")
     parser.add_argument("--batch-sizes", default="1,4,8")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: default)")
     parser.add_argument("--json", type=Path)
@@ -95,8 +97,12 @@ def main() -> None:
                 for face in frame_faces:
                     classic.swap_face(frame, face, source, options)
     else:
-        model = inswapper_like(Path(tempfile.mkdtemp()) / "inswapper_128.onnx")
-        neural = NeuralSwapper(hub, model_path=model)
+        directory = Path(tempfile.mkdtemp())
+        if args.swapper == "inswapper":
+            neural = NeuralSwapper(hub, model_path=inswapper_like(directory / "inswapper_128.onnx"))
+        else:
+            neural = NeuralSwapper(ModelHub(ModelSettings(threads=args.threads, models_dir=directory)), args.swapper,
+                                   model_path=family_like(directory, args.swapper), name=args.swapper)
         identity = neural.prepare_source(tom).identity
         from models.face import SwapJob
         from models.paste_back import paste_region

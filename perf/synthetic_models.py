@@ -5,10 +5,10 @@ its output ([1,3,128,128] in 0..1) and its emap as the graph's last initializer,
 real loading, batch-dim patching, batching and paste-back code runs on it. `width` and
 `depth` scale its compute: tiny for tests, heavy for GPU timing.
 
-`hyperswap_like` has hyperswap_1a/1b/1c_256's inputs (`source` [1,512], `target`
-[1,3,256,256]) and outputs (`output` [1,3,256,256] in -1..1, `mask` [1,1,256,256]); it
-computes `tanh(target / 2 + source @ project)` per channel (`project` its one initializer),
-so a test can predict every output pixel in NumPy.
+`swapper_like` has any swapper family's inputs (`source`: an identity vector or a source
+crop; `target` [1,3,S,S]) and output (`output` [1,3,S,S] in -1..1 or 0..1, hyperswap's extra
+`mask`), `converter_like` an embedding converter's; both compute so little that a test can
+predict every output pixel in NumPy.
 """
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from models.inswapper import InSwapper
+from models.swap_models import SWAP_MODELS, Hyperswap
 
 LATENT = 512
 SIDE = 128
@@ -60,34 +63,72 @@ def inswapper_like(path: Path, width: int = 4, depth: int = 1, seed: int = 0) ->
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, SIDE, SIDE])],
         initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return _save(graph, path)
 
 
-def hyperswap_like(path: Path, seed: int = 0) -> Path:
-    side = 256
-    project = (np.random.default_rng(seed).standard_normal((LATENT, 3)) * 0.5).astype(np.float32)  # tints each person apart
-    nodes = [
-        helper.make_node("MatMul", ["source", "project"], ["shift"]),
+def swapper_like(path: Path, source_shape: tuple[int, ...] = (LATENT,), side: int = 256, signed: bool = True,
+                 mask: bool = False, seed: int = 0) -> Path:
+    """A swapper family's signature: `source` (1, *source_shape), `target` (1, 3, side, side);
+    `output` (1, 3, side, side) = tanh (signed families) or sigmoid of `target / 2 + shift`,
+    where `shift` tints each channel by the identity (`source @ project`, or for an image source
+    its channel means @ project); `mask` adds hyperswap's second output."""
+    project = (np.random.default_rng(seed).standard_normal((source_shape[0], 3)) * 0.5).astype(np.float32)
+    identity = "source"
+    nodes = []
+    if len(source_shape) == 3:  # a source crop: its colour, not its pixels, tints the output
+        nodes.append(helper.make_node("ReduceMean", ["source"], ["source_colour"], axes=[2, 3], keepdims=0))
+        identity = "source_colour"
+    nodes += [
+        helper.make_node("MatMul", [identity, "project"], ["shift"]),
         helper.make_node("Unsqueeze", ["shift", "spatial_axes"], ["shift_map"]),
         helper.make_node("Mul", ["target", "half"], ["half_target"]),
         helper.make_node("Add", ["half_target", "shift_map"], ["raw"]),
-        helper.make_node("Tanh", ["raw"], ["output"]),
-        helper.make_node("ReduceMean", ["output"], ["mask"], axes=[1], keepdims=1),
+        helper.make_node("Tanh" if signed else "Sigmoid", ["raw"], ["output"]),
     ]
+    outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, side, side])]
+    if mask:
+        nodes.append(helper.make_node("ReduceMean", ["output"], ["mask"], axes=[1], keepdims=1))
+        outputs.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, side, side]))
     graph = helper.make_graph(
         nodes,
-        "hyperswap_like",
-        [helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, LATENT]),
+        "swapper_like",
+        [helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, *source_shape]),
          helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, side, side])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, side, side]),
-         helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, side, side])],
+        outputs,
         [numpy_helper.from_array(project, "project"), numpy_helper.from_array(np.array([2, 3], np.int64), "spatial_axes"),
          numpy_helper.from_array(np.array(0.5, np.float32), "half")],
     )
+    return _save(graph, path)
+
+
+def converter_like(path: Path, seed: int = 0) -> Path:
+    """An embedding converter's signature (crossface_*): `input` (1, 512) -> (1, 512), a linear map."""
+    weight = (np.random.default_rng(seed).standard_normal((LATENT, LATENT)) * 0.1).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "weight"], ["output"])],
+        "converter_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, LATENT])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, LATENT])],
+        [numpy_helper.from_array(weight, "weight")],
+    )
+    return _save(graph, path)
+
+
+FAMILY_FILES = tuple(name for name, family in SWAP_MODELS.items() if family is not InSwapper)  # built by family_like
+
+
+def family_like(directory: Path, name: str) -> Path:
+    """swapper family `name`'s file (models/swap_models.py: its crop size, output range and
+    `source` shape), with its converter when it has one, in `directory`."""
+    family = SWAP_MODELS[name]
+    if getattr(family, "converter", None):
+        converter_like(directory / f"{family.converter}.onnx")
+    crop = family.crop
+    return swapper_like(directory / f"{name}.onnx", family.source_shape, crop.size, crop.signed_output,
+                        mask=family is Hyperswap)
+
+
+def _save(graph: onnx.GraphProto, path: Path) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -111,8 +152,4 @@ def gfpgan_like(path: Path, seed: int = 0) -> Path:
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 512, 512])],
         [numpy_helper.from_array(kernel, "kernel")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return _save(graph, path)

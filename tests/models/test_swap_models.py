@@ -3,10 +3,13 @@ written here from the published facts of each family (template, crop size, norma
 the identity is fed, output range)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
+from skimage import data as skimage_data
 from insightface.utils.face_align import estimate_norm
 
 from models.alignment import TEMPLATES, align
@@ -15,16 +18,62 @@ from models.frame import FrameContext
 from models.hub import ModelHub, ModelSettings
 from models.processors import NeuralSwapper
 from models.registry import ModelError
-from models.swap_models import Hyperswap
-from perf.synthetic_models import hyperswap_like, inswapper_like
+from models.swap_models import SWAP_MODELS, Hyperswap
+from perf.synthetic_models import converter_like, inswapper_like, swapper_like
 from tests import media
 
 OPTIONS = {"many_faces": True, "opacity": 1.0, "mouth_mask": 0, "color_correction": False}
 
 
+@dataclass(frozen=True)
+class Published:
+    """One family as its published facts describe it, for the reference below."""
+
+    template: str
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    signed: bool  # output in [-1, 1]
+    source: str  # "embedding" (L2-normalised), "converted" / "converted raw" (through `converter`), or "crop"
+    converter: str = ""
+    source_template: str = ""
+    source_size: int = 0
+
+
+HALF, ZERO, ONE = (0.5,) * 3, (0.0,) * 3, (1.0,) * 3
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+PUBLISHED = {
+    "hyperswap_1a_256": Published("arcface_128", 256, HALF, HALF, True, "embedding"),
+    "simswap_256": Published("arcface_112_v1", 256, *IMAGENET, False, "converted", "crossface_simswap"),
+    "simswap_unofficial_512": Published("arcface_112_v1", 512, ZERO, ONE, False, "converted", "crossface_simswap"),
+    "ghost_2_256": Published("arcface_112_v1", 256, HALF, HALF, True, "converted raw", "crossface_ghost"),
+    "hififace_unofficial_256": Published("mtcnn_512", 256, HALF, HALF, True, "converted", "crossface_hififace"),
+    "blendswap_256": Published("ffhq_512", 256, ZERO, ONE, False, "crop", source_template="arcface_112_v2",
+                               source_size=112),
+    "uniface_256": Published("ffhq_512", 256, HALF, HALF, True, "crop", source_template="ffhq_512", source_size=256),
+}
+
+
 @pytest.fixture(scope="module")
-def hyperswap_path(tmp_path_factory):
-    return hyperswap_like(tmp_path_factory.mktemp("models") / "hyperswap_1a_256.onnx")
+def models_dir(tmp_path_factory):
+    """Every family's file (and converter) as a graph with the real one's signature."""
+    directory = tmp_path_factory.mktemp("models")
+    for name, facts in PUBLISHED.items():
+        source = (3, facts.source_size, facts.source_size) if facts.source == "crop" else (512,)
+        swapper_like(directory / f"{name}.onnx", source, facts.size, facts.signed, mask=name.startswith("hyperswap"))
+        if facts.converter:
+            converter_like(directory / f"{facts.converter}.onnx")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def family_hub(models_dir):
+    return ModelHub(ModelSettings(models_dir=models_dir))
+
+
+@pytest.fixture(scope="module")
+def hyperswap_path(models_dir):
+    return models_dir / "hyperswap_1a_256.onnx"
 
 
 def test_arcface_128_is_insightfaces_inswapper_crop():
@@ -43,33 +92,59 @@ def test_alignment_puts_the_keypoints_on_the_template(template):
     assert np.allclose(cv2.transform(kps[None], matrix)[0], TEMPLATES[template] * 256, atol=0.01)
 
 
-def hyperswap_reference(model_path, frame: np.ndarray, kps: np.ndarray, embedding: np.ndarray) -> np.ndarray:
-    """MODELS.md's hyperswap, step by step: arcface_128 at 256 px (RANSAC similarity, INTER_AREA,
-    replicated border), RGB, /255, (x - 0.5) / 0.5, NCHW; `source` the L2-normalised embedding;
-    output [0] times 0.5 plus 0.5, clipped to 0..1, RGB -> BGR, x 255."""
-    matrix, _ = cv2.estimateAffinePartial2D(kps, TEMPLATES["arcface_128"] * 256, method=cv2.RANSAC,
+def warp(image: np.ndarray, kps: np.ndarray, template: str, size: int) -> np.ndarray:
+    """MODELS.md's crop: RANSAC similarity onto the template at `size`, INTER_AREA, replicated border."""
+    matrix, _ = cv2.estimateAffinePartial2D(kps, TEMPLATES[template] * size, method=cv2.RANSAC,
                                             ransacReprojThreshold=100)
-    crop = cv2.warpAffine(frame, matrix, (256, 256), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-    target = ((crop[..., ::-1] / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None].astype(np.float32)
-    source = (embedding / np.linalg.norm(embedding))[None].astype(np.float32)
-    output = ort.InferenceSession(str(model_path)).run(None, {"source": source, "target": target})[0][0]
-    return (np.clip(output * 0.5 + 0.5, 0, 1).transpose(1, 2, 0)[..., ::-1] * 255).round().astype(np.uint8)
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
 
-def test_hyperswap_batches_every_face_of_every_frame_as_the_reference_does(hub, hyperswap_path):
-    model = Hyperswap("hyperswap_1a_256", hub.session("hyperswap_1a_256", hyperswap_path), hub.host)
+def nchw(crop: np.ndarray, mean=ZERO, std=ONE) -> np.ndarray:
+    """BGR -> RGB, / 255, (x - mean) / std, NCHW with a batch of one."""
+    return ((crop[..., ::-1] / 255.0 - np.array(mean)) / np.array(std)).transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def reference_source(name: str, models_dir, photo) -> np.ndarray:
+    facts = PUBLISHED[name]
+    if facts.source == "crop":
+        return nchw(warp(photo.image, photo.face.kps, facts.source_template, facts.source_size))
+    vector = photo.face.embedding[None].astype(np.float32)
+    if facts.source.startswith("converted"):
+        converter = ort.InferenceSession(str(models_dir / f"{facts.converter}.onnx"))
+        vector = converter.run(None, {"input": vector})[0]
+    return vector if facts.source == "converted raw" else vector / np.linalg.norm(vector)
+
+
+def reference_swap(name: str, models_dir, frame: np.ndarray, kps: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """The family's published pipeline, step by step: crop, normalise, run, output [0] (times std
+    plus mean for the [-1, 1] families), clipped to 0..1, RGB -> BGR, x 255."""
+    facts = PUBLISHED[name]
+    target = nchw(warp(frame, kps, facts.template, facts.size), facts.mean, facts.std)
+    output = ort.InferenceSession(str(models_dir / f"{name}.onnx")).run(None, {"source": source, "target": target})[0][0]
+    rgb = output.transpose(1, 2, 0)
+    if facts.signed:
+        rgb = rgb * np.array(facts.std) + np.array(facts.mean)
+    return (np.clip(rgb, 0, 1)[..., ::-1] * 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_each_family_batches_every_face_of_every_frame_as_its_reference_does(family_hub, models_dir, name):
+    model = SWAP_MODELS[name](name, family_hub, models_dir / f"{name}.onnx")
+    tom = family_hub.analyser.source_face(cv2.imread(str(media.insightface_image("Tom_Hanks_54745.png"))))
+    astronaut = family_hub.analyser.source_face(cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    photos = [tom, astronaut]  # two clients, one per frame
     frames = [media.group_photo(), cv2.flip(media.group_photo(), 1)]
-    faces = hub.analyser.analyse(frames, [True, True], False)
-    rng = np.random.default_rng(1)
-    people = [rng.standard_normal(512).astype(np.float32) * 7 for _ in frames]  # two clients, raw embeddings
-    jobs = [SwapJob(index, face, model.identity(people[index])) for index, frame_faces in enumerate(faces)
-            for face in frame_faces]
+    faces = family_hub.analyser.analyse(frames, [True, True], False)
+    identities = [model.identity(photo) for photo in photos]
+    jobs = [SwapJob(index, face, identities[index]) for index, frame_faces in enumerate(faces) for face in frame_faces]
     assert len(jobs) == 12, "six faces in each frame"
-    fakes, matrices = model.generate(frames, jobs)
+    fakes, _ = model.generate(frames, jobs)
     for job, fake in zip(jobs, fakes):
-        expected = hyperswap_reference(hyperswap_path, frames[job.frame_index], job.face.kps, people[job.frame_index])
+        source = reference_source(name, models_dir, photos[job.frame_index])
+        assert np.allclose(job.identity, source[0], atol=1e-5), "the identity as the family feeds it"
+        expected = reference_swap(name, models_dir, frames[job.frame_index], job.face.kps, source)
         assert np.abs(fake.astype(int) - expected).max() <= 1, "one batch, each face with its own client's identity"
-    assert not np.array_equal(fakes[0], model.generate(frames, [SwapJob(0, jobs[0].face, model.identity(people[1]))])[0][0])
+    assert not np.array_equal(fakes[0], fakes[6][:, ::-1]), "the two clients' identities differ"
 
 
 def test_the_hyperswap_processor_swaps_faces_only_and_per_client(hub, hyperswap_path):
@@ -90,15 +165,15 @@ def test_the_hyperswap_processor_swaps_faces_only_and_per_client(hub, hyperswap_
 def test_a_file_that_is_not_the_family_is_refused_by_its_inputs(hub, tmp_path):
     wrong = inswapper_like(tmp_path / "hyperswap_1b_256.onnx")  # inputs source and target, but 128 px
     with pytest.raises(ModelError, match=r"hyperswap_1b_256: inputs .*target \(N, 3, 256, 256\)"):
-        Hyperswap("hyperswap_1b_256", hub.session("hyperswap_1b_256", wrong), hub.host)
+        Hyperswap("hyperswap_1b_256", hub, wrong)
 
 
 def test_hyperswap_runs_on_the_simulated_device(hub, hyperswap_path):
     """The simulated session echoes the crop as the "swap" and gives the mask no input matches as zeros."""
     simulated = ModelHub(ModelSettings(provider="simulated"))
-    model = Hyperswap("hyperswap_1a_256", simulated.session("hyperswap_1a_256", hyperswap_path), simulated.host)
+    model = Hyperswap("hyperswap_1a_256", simulated, hyperswap_path)
     frame = media.group_photo()
     face = hub.analyser.analyse([frame], [True], False)[0][0]
-    fakes, _ = model.generate([frame], [SwapJob(0, face, model.identity(np.ones(512, np.float32)))])
+    fakes, _ = model.generate([frame], [SwapJob(0, face, np.ones(512, np.float32))])
     crop, _ = align(frame, face.kps, "arcface_128", 256)
     assert np.abs(fakes[0].astype(int) - crop).max() <= 1, "the echoed crop decodes back to itself"

@@ -19,7 +19,7 @@ from protocol import (
     SourceFace,
     SourceFaceConfirmation,
 )
-from perf.synthetic_models import hyperswap_like
+from perf.synthetic_models import family_like
 from protocol.options import DEFAULT_OPTIONS
 from tests import media
 from tests.server.wsclient import receive, send, send_json
@@ -227,11 +227,14 @@ async def test_map_unmatched_default_gives_everyone_else_the_source_face(start_s
     assert min(changes) > 8, f"the mapped person and everyone else are swapped: {changes}"
 
 
-async def test_a_swapper_family_by_name_swaps_over_a_real_round_trip(start_server, http, face_boxes, tmp_path):
-    """`--frame-processor hyperswap_1a_256` with the file in the models directory (a graph with
-    the real model's signature): every face swapped, the background left alone."""
-    hyperswap_like(tmp_path / "hyperswap_1a_256.onnx")
-    server = await start_server(models=ModelSettings(models_dir=tmp_path), frame_processors=("hyperswap_1a_256",))
+@pytest.mark.parametrize("family_file", ["hyperswap_1a_256", "ghost_1_256", "blendswap_256"])
+async def test_a_swapper_family_by_name_swaps_over_a_real_round_trip(start_server, http, face_boxes, tmp_path,
+                                                                     family_file):
+    """`--frame-processor FILE` with the file (and its converter) in the models directory, as
+    graphs with the real models' signatures: every face swapped, the background left alone; the
+    identity by embedding, by converter and by source crop alike."""
+    family_like(tmp_path, family_file)
+    server = await start_server(models=ModelSettings(models_dir=tmp_path), frame_processors=(family_file,))
     async with http.ws_connect(server.make_url("/")) as ws:
         await send_json(ws, SourceFace(image=TOM.read_bytes()))
         assert (await receive(ws)).status == "success"

@@ -47,12 +47,13 @@ class SourcePhoto:
     note: str = ""  # for the user, when the choice was not obvious
 
 
-def embedding(photo: SourcePhoto) -> np.ndarray:
-    """The recognizer's embedding of the source face, for the swappers that need one (the
-    MIT-only pipeline, with no recognizer, has none)."""
-    if photo.face.embedding is None:
+def embedding(photo: SourcePhoto, raw: bool = False) -> np.ndarray:
+    """The recognizer's embedding of the source face (`raw`: before normalising), for the
+    swappers that need one (the MIT-only pipeline, with no recognizer, has none)."""
+    found = photo.face.raw_embedding if raw else photo.face.embedding
+    if found is None:
         raise ValueError("this swapper needs the recognizer's embedding of the source face")
-    return photo.face.embedding
+    return found
 
 
 class Detector(Protocol):

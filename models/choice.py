@@ -16,7 +16,7 @@ from .host import HostPool
 from .hub import ModelHub, ModelSettings
 from .processors import ClassicSwapper, FaceEnhancer, NeuralSwapper
 from .registry import MODELS, locate
-from .swap_models import SWAP_MODELS
+from .swap_models import FAMILY_FILES
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ PROCESSORS: Mapping[str, ProcessorFactory] = MappingProxyType({
     "face_swapper": lambda hub: build_swapper("auto", hub),  # Deep-Live-Cam's name
     "enhancer": FaceEnhancer,
     "face_enhancer": FaceEnhancer,
-    **{model: _swapper_model(model) for model in SWAP_MODELS if MODELS[model].family != "inswapper"},
+    **{model: _swapper_model(model) for model in FAMILY_FILES},
 })
 
 

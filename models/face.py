@@ -19,6 +19,7 @@ class Face:
     kps: np.ndarray  # (5, 2): eyes, nose tip, mouth corners (subject's right first)
     landmarks: np.ndarray | None = None  # (106, 2) from 2d106det, when computed
     embedding: np.ndarray | None = None  # (512,) L2-normalized ArcFace, when computed
+    raw_embedding: np.ndarray | None = None  # the same before normalising: what embedding converters take
 
     @property
     def area(self) -> float:

@@ -10,6 +10,7 @@ models from a `hub.ModelHub`; `choice.py` names them for `--frame-processor`.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import classic
-from .analysis import FaceAnalyser
+from .analysis import FaceAnalyser, embedding
 from .blend import Patch, paste
 from .enhancer import Enhancer
 from .face import Face, SwapJob
@@ -28,6 +29,8 @@ from .paste_back import patch
 from .recognizer import cosine
 from .registry import ModelError, require
 from .swap_models import SWAP_MODELS, SwapModel
+
+log = logging.getLogger(__name__)
 
 MATCH_THRESHOLD = 0.35  # cosine: same person well above (~0.9 mirrored), others well below (<0.25)
 
@@ -119,6 +122,9 @@ class NeuralSwapper:
             raise ModelError(f"{model} needs InsightFace's recognizer; the MIT-only pipeline (--detector "
                              "centerface) runs the classic swapper only")
         path = model_path or require(model, hub.settings.models_dir)
+        if hub.recognizer_name() != "w600k_r50":
+            log.warning("%s was trained on w600k_r50's embeddings, which were not found; the embedded %s gives "
+                        "other identities (`python -m models fetch w600k_r50`)", model, hub.recognizer_name())
         self.name = name
         self.swapper: SwapModel = SWAP_MODELS[model](model, hub, path)
         self.analyser = hub.analyser
@@ -126,8 +132,7 @@ class NeuralSwapper:
 
     def prepare_source(self, image: np.ndarray) -> NeuralSource:
         photo = self.analyser.source_face(image)
-        assert photo.face.embedding is not None
-        return NeuralSource(self.swapper.identity(photo), photo.face.embedding, photo.note)
+        return NeuralSource(self.swapper.identity(photo), embedding(photo), photo.note)
 
     can_identify = True
 

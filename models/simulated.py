@@ -187,13 +187,13 @@ class SimulatedSession:
     def _echo(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Each output is the first input of its shape (a drawn face crop: the crop itself)."""
         results = []
-        for output in self._outputs:
+        for index, output in enumerate(self._outputs):
             rank = len(output.shape)
             match = next((array for array in feeds.values() if array.ndim == rank
                           and all(not isinstance(d, int) or d in (0, s) for d, s in zip(output.shape[1:], array.shape[1:]))), None)
             if match is not None:
                 results.append(match.copy())
-            elif all(isinstance(d, int) and d > 0 for d in output.shape[1:]):  # one no caller reads (hyperswap's mask)
+            elif index > 0 and all(isinstance(d, int) and d > 0 for d in output.shape[1:]):  # an extra (hyperswap's mask)
                 results.append(np.zeros((len(next(iter(feeds.values()))), *output.shape[1:]), np.float32))
             else:
                 raise ValueError(f"{self.name}: no input has the shape of output {output.name} to echo")

@@ -126,7 +126,8 @@ class ConvertedSwapper(Swapper):
         check_inputs(self.convert, self.converter, {"input": (512,)})
 
     def identity(self, photo: SourcePhoto) -> np.ndarray:
-        converted = self.convert.run(None, {"input": embedding(photo).reshape(1, -1).astype(np.float32)})[0][0]
+        raw = embedding(photo, raw=True).reshape(1, -1).astype(np.float32)  # converters take the recognizer's own scale
+        converted = self.convert.run(None, {"input": raw})[0][0]
         return normalised(converted) if self.normalise else converted.astype(np.float32)
 
 
@@ -174,6 +175,7 @@ class CropSourceSwapper(Swapper):
     source_crop: ClassVar[CropFormat]
 
     def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
         cls.source_shape = (3, cls.source_crop.size, cls.source_crop.size)
 
     def identity(self, photo: SourcePhoto) -> np.ndarray:
@@ -209,3 +211,6 @@ FAMILIES: Mapping[str, Callable[[str, ModelHub, Path], SwapModel]] = {
 
 SWAP_MODELS: Mapping[str, Callable[[str, ModelHub, Path], SwapModel]] = {
     name: FAMILIES[spec.family] for name, spec in MODELS.items() if spec.role == "swapper" and spec.family is not None}
+
+# The files `--frame-processor` names by file (inswapper's has its own processor name, `inswapper`).
+FAMILY_FILES: tuple[str, ...] = tuple(name for name in SWAP_MODELS if MODELS[name].family != "inswapper")

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from client.__main__ import run_loop  # noqa: E402
 from perf.latency_probe import ProbeConfig, run_probe  # noqa: E402
 from perf.probe_results import ProbeResult  # noqa: E402
-from perf.synthetic_models import FAMILY_FILES, family_like, inswapper_like  # noqa: E402
+from models.swap_models import FAMILY_FILES  # noqa: E402
+from perf.synthetic_models import family_like, inswapper_like  # noqa: E402
 
 SUSTAINED_FPS = 27.0  # of 30 offered: what counts as a client getting its frames
 P99_GOAL_MS = 100.0

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import classic  # noqa: E402
 from models.hub import ModelHub, ModelSettings  # noqa: E402
 from models.processors import NeuralSwapper  # noqa: E402
-from perf.synthetic_models import FAMILY_FILES, family_like, inswapper_like  # noqa: E402
+from models.swap_models import FAMILY_FILES  # noqa: E402
+from perf.synthetic_models import family_like, inswapper_like  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 from server.jpeg import JpegCodec  # noqa: E402
 

@@ -18,7 +18,6 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from models.inswapper import InSwapper
 from models.swap_models import SWAP_MODELS, Hyperswap
 
 LATENT = 512
@@ -102,19 +101,20 @@ def swapper_like(path: Path, source_shape: tuple[int, ...] = (LATENT,), side: in
 
 
 def converter_like(path: Path, seed: int = 0) -> Path:
-    """An embedding converter's signature (crossface_*): `input` (1, 512) -> (1, 512), a linear map."""
-    weight = (np.random.default_rng(seed).standard_normal((LATENT, LATENT)) * 0.1).astype(np.float32)
+    """An embedding converter's signature (crossface_*): `input` (1, 512) -> (1, 512), an affine
+    map: with its bias, the input's scale shows in the output (fed a normalised embedding instead
+    of the raw one, it gives another identity)."""
+    rng = np.random.default_rng(seed)
+    weight = (rng.standard_normal((LATENT, LATENT)) * 0.1).astype(np.float32)
+    bias = (rng.standard_normal(LATENT) * 0.5).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["input", "weight"], ["output"])],
+        [helper.make_node("MatMul", ["input", "weight"], ["product"]), helper.make_node("Add", ["product", "bias"], ["output"])],
         "converter_like",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, LATENT])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, LATENT])],
-        [numpy_helper.from_array(weight, "weight")],
+        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")],
     )
     return _save(graph, path)
-
-
-FAMILY_FILES = tuple(name for name, family in SWAP_MODELS.items() if family is not InSwapper)  # built by family_like
 
 
 def family_like(directory: Path, name: str) -> Path:

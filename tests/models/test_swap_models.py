@@ -10,14 +10,14 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from skimage import data as skimage_data
-from insightface.utils.face_align import estimate_norm
+from insightface.utils.face_align import arcface_dst, estimate_norm, norm_crop
 
 from models.alignment import TEMPLATES, align
 from models.face import SwapJob
 from models.frame import FrameContext
 from models.hub import ModelHub, ModelSettings
 from models.processors import NeuralSwapper
-from models.registry import ModelError
+from models.registry import MODELS, ModelError, locate
 from models.swap_models import SWAP_MODELS, Hyperswap
 from perf.synthetic_models import converter_like, inswapper_like, swapper_like
 from tests import media
@@ -41,6 +41,17 @@ class Published:
 
 
 HALF, ZERO, ONE = (0.5,) * 3, (0.0,) * 3, (1.0,) * 3
+# The published five-point templates (normalised; insightface's `arcface_dst` gives the other two).
+PUBLISHED_TEMPLATES = {
+    "arcface_112_v1": [(.35473214, .45658929), (.64526786, .45658929), (.5, .61154464), (.37913393, .776875),
+                       (.62086607, .776875)],
+    "arcface_112_v2": arcface_dst / 112,
+    "arcface_128": (arcface_dst + [8, 0]) / 128,
+    "ffhq_512": [(.37691676, .46864664), (.62285697, .46912813), (.50123859, .61331904), (.39308822, .725411),
+                 (.61150205, .72490465)],
+    "mtcnn_512": [(.36562865, .46733799), (.63305391, .46585885), (.50019127, .61942959), (.39032951, .77598822),
+                  (.61178945, .77476328)],
+}
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 PUBLISHED = {
     "hyperswap_1a_256": Published("arcface_128", 256, HALF, HALF, True, "embedding"),
@@ -86,6 +97,7 @@ def test_arcface_128_is_insightfaces_inswapper_crop():
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
 def test_alignment_puts_the_keypoints_on_the_template(template):
     face = media.group_photo()
+    assert np.allclose(TEMPLATES[template], PUBLISHED_TEMPLATES[template], atol=1e-6), "the published numbers"
     kps = TEMPLATES[template] * 90 + [200, 140]  # a face of 90 px at (200, 140): a pure scale and shift
     crop, matrix = align(face, kps, template, 256)
     assert crop.shape == (256, 256, 3)
@@ -94,8 +106,8 @@ def test_alignment_puts_the_keypoints_on_the_template(template):
 
 def warp(image: np.ndarray, kps: np.ndarray, template: str, size: int) -> np.ndarray:
     """MODELS.md's crop: RANSAC similarity onto the template at `size`, INTER_AREA, replicated border."""
-    matrix, _ = cv2.estimateAffinePartial2D(kps, TEMPLATES[template] * size, method=cv2.RANSAC,
-                                            ransacReprojThreshold=100)
+    matrix, _ = cv2.estimateAffinePartial2D(kps, np.float32(PUBLISHED_TEMPLATES[template]) * size,
+                                            method=cv2.RANSAC, ransacReprojThreshold=100)
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -104,11 +116,20 @@ def nchw(crop: np.ndarray, mean=ZERO, std=ONE) -> np.ndarray:
     return ((crop[..., ::-1] / 255.0 - np.array(mean)) / np.array(std)).transpose(2, 0, 1)[None].astype(np.float32)
 
 
+def raw_embedding(photo) -> np.ndarray:
+    """The recognizer's output for the source face as it comes (what converters take): its
+    arcface_112_v2 crop, RGB, x / 127.5 - 1."""
+    crop = norm_crop(photo.image, photo.face.kps, 112)
+    blob = (crop[..., ::-1] / 127.5 - 1.0).transpose(2, 0, 1)[None].astype(np.float32)
+    recognizer = ort.InferenceSession(str(locate(MODELS["w600k_mbf"])))
+    return recognizer.run(None, {recognizer.get_inputs()[0].name: blob})[0]
+
+
 def reference_source(name: str, models_dir, photo) -> np.ndarray:
     facts = PUBLISHED[name]
     if facts.source == "crop":
         return nchw(warp(photo.image, photo.face.kps, facts.source_template, facts.source_size))
-    vector = photo.face.embedding[None].astype(np.float32)
+    vector = raw_embedding(photo)
     if facts.source.startswith("converted"):
         converter = ort.InferenceSession(str(models_dir / f"{facts.converter}.onnx"))
         vector = converter.run(None, {"input": vector})[0]

@@ -26,7 +26,9 @@ Model files of the face pipeline.
          its sha256 matches the pinned one, its size and licence; then the ONNX Runtime
          build and the execution providers it offers.
   fetch  download models that have a public URL (default: every such model that is
-         missing) with a progress bar, checking pinned sha256s. A file is written to a
+         missing) with a progress bar, checking pinned sha256s, or the CRC32 sidecar a
+         host publishes (FaceFusion's files, from their mirror when GitHub fails: the
+         sha256 is printed so you can pin it). A file is written to a
          temp file and renamed only when complete and verified, so a failed or
          interrupted download leaves nothing behind.
 
@@ -118,7 +120,12 @@ def fetch(names: Sequence[str], models_dir: Path | None, force: bool) -> int:
         if outcome.error is not None:
             print(f"{outcome.spec.name}: FAILED: {outcome.error}", file=sys.stderr)
         else:
-            check = "sha256 verified" if outcome.spec.sha256 else f"sha256 {outcome.sha256}, no pinned hash to check"
+            if outcome.spec.sha256:
+                check = "sha256 verified"
+            elif outcome.crc32_checked:
+                check = f"CRC32 matches the published sidecar; sha256 {outcome.sha256}, to pin it"
+            else:
+                check = f"sha256 {outcome.sha256}, no pinned hash to check"
             print(f"{outcome.spec.name}: saved {outcome.path} ({check})")
     return 1 if any(outcome.error for outcome in outcomes) else 0
 

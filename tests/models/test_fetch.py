@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,7 @@ from models.registry import MODELS, ModelSpec
 ROOT = Path(__file__).resolve().parents[2]
 PAYLOAD = os.urandom(300_000)  # several chunks, so progress and truncation are real
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+PAYLOAD_CRC = format(zlib.crc32(PAYLOAD), "08x")
 NESTED = b"second model" * 1000
 
 
@@ -44,7 +46,9 @@ class Server:
 
 class Handler(BaseHTTPRequestHandler):
     server: ThreadingHTTPServer
-    routes = {"/model.onnx": PAYLOAD, "/pack.zip": zipped()}
+    routes = {"/model.onnx": PAYLOAD, "/pack.zip": zipped(),
+              "/ff/model.onnx": PAYLOAD, "/ff/model.hash": PAYLOAD_CRC.encode() + b"\n",  # FaceFusion's sidecar
+              "/wrong/model.onnx": PAYLOAD, "/wrong/model.hash": b"0badc0de"}
 
     def do_GET(self) -> None:
         self.server.requests[self.path] += 1  # type: ignore[attr-defined]
@@ -85,8 +89,23 @@ def server() -> Iterator[Server]:
     httpd.server_close()
 
 
-def spec(name: str, url: str, sha256: str | None = None, member: str | None = None) -> ModelSpec:
-    return ModelSpec(name, f"{name}.onnx", "detector", "test", sha256=sha256, url=url, archive_member=member)
+def spec(name: str, url: str, sha256: str | None = None, member: str | None = None, **published) -> ModelSpec:
+    return ModelSpec(name, f"{name}.onnx", "detector", "test", sha256=sha256, url=url, archive_member=member,
+                     **published)
+
+
+def test_a_crc32_sidecar_is_checked_and_a_failing_host_falls_back_to_the_mirror(server: Server, tmp_path: Path) -> None:
+    [checked] = fetch_models([spec("tiny", server.base + "/ff/model.onnx", crc32_sidecar=True)], tmp_path)
+    assert checked.error is None and checked.crc32_checked and checked.sha256 == PAYLOAD_SHA
+    [mirrored] = fetch_models([spec("other", server.base + "/absent.onnx", crc32_sidecar=True,
+                                    mirror=server.base + "/ff/model.onnx")], tmp_path)
+    assert mirrored.error is None and mirrored.crc32_checked and (tmp_path / "other.onnx").read_bytes() == PAYLOAD
+    [wrong] = fetch_models([spec("bad", server.base + "/wrong/model.onnx", crc32_sidecar=True)], tmp_path)
+    assert wrong.error is not None and f"CRC32 {PAYLOAD_CRC} does not match the published 0badc0de" in wrong.error
+    [neither] = fetch_models([spec("gone", server.base + "/absent.onnx", mirror=server.base + "/nothing.onnx")],
+                             tmp_path)
+    assert neither.error is not None and "HTTP 404" in neither.error and "then from the mirror: HTTP 404" in neither.error
+    assert sorted(os.listdir(tmp_path)) == ["other.onnx", "tiny.onnx"], "a refused file is never left"
 
 
 def test_download_verifies_and_shows_progress(server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,25 +25,21 @@ class ArcFace:
         self.host = host or HostPool()
         self._input_name = session.get_inputs()[0].name
 
-    def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """Aligned 112x112 BGR crops -> (N, 512) L2-normalized embeddings."""
-        embeddings = self.raw_embeddings(crops)
-        return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-
     def raw_embeddings(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """The model's output as it comes: the scale some swappers' converters were trained on."""
+        """Aligned 112x112 BGR crops -> (N, 512) embeddings as the model gives them, before
+        normalising: the scale some swappers' converters were trained on."""
         blob = cv2.dnn.blobFromImages(list(crops), 1.0 / 127.5, (INPUT_SIZE, INPUT_SIZE), (127.5, 127.5, 127.5), swapRB=True)
         return self.session.run(None, {self._input_name: blob})[0]
 
     def annotate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> None:
-        """Set `embedding` on every face, one ONNX call for all."""
+        """Set `embedding` (L2-normalised) and `raw_embedding` on every face, one ONNX call for all."""
         pairs = [(image, face) for image, image_faces in zip(images, faces) for face in image_faces]
         if not pairs:
             return
         crops = self.host.map("identify_pre", lambda pair: face_align.norm_crop(pair[0], pair[1].kps, INPUT_SIZE), pairs)
-        for (_, face), raw in zip(pairs, self.raw_embeddings(crops)):
-            face.raw_embedding = raw
-            face.embedding = raw / np.linalg.norm(raw)
+        raw = self.raw_embeddings(crops)
+        for (_, face), as_given, normalised in zip(pairs, raw, raw / np.linalg.norm(raw, axis=1, keepdims=True)):
+            face.raw_embedding, face.embedding = as_given, normalised
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

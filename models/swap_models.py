@@ -138,7 +138,7 @@ class Hyperswap(Swapper):
     crop = CropFormat("arcface_128", 256, HALF, HALF, signed_output=True)
 
     def identity(self, photo: SourcePhoto) -> np.ndarray:
-        return normalised(embedding(photo))
+        return embedding(photo).astype(np.float32)  # `Face.embedding` is L2-normalised already
 
 
 class SimSwap256(ConvertedSwapper):

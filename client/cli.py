@@ -65,6 +65,9 @@ def _add_option_flags(parser: argparse.ArgumentParser) -> None:
         if option.kind == "switch":
             group.add_argument(option.flag, dest=f"option_{option.name}", action=argparse.BooleanOptionalAction,
                                default=None, help=option.help)
+        elif option.kind in ("choice", "set"):  # the server judges: its choices may be what it has loaded
+            group.add_argument(option.flag, dest=f"option_{option.name}", default=None, help=option.help,
+                               metavar="|".join(option.choices) or "NAME", nargs="*" if option.kind == "set" else None)
         else:
             group.add_argument(option.flag, dest=f"option_{option.name}", type=_in_range(option), default=None,
                                metavar=option.range, help=option.help)

@@ -13,12 +13,14 @@ from protocol.options import OPTIONS, Option
 # The options with a command-line flag (their starting value, sent after every connect), in
 # the order --help lists them; the keys of the window reach some of them (controls.py).
 FLAGS: tuple[Option, ...] = tuple(OPTIONS[name] for name in (
-    "many_faces", "mouth_mask", "opacity", "color_correction", "smoothing", "mirror"))
+    "swapper", "many_faces", "mouth_mask", "opacity", "color_correction", "smoothing", "mirror"))
 
 
 def show_value(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return "+".join(value) or "none"
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 

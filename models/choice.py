@@ -62,9 +62,22 @@ def build_processors(names: Sequence[str], settings: ModelSettings, device: Mode
                      factories: Mapping[str, ProcessorFactory] = PROCESSORS) -> list[FrameProcessor]:
     """Make the processors `names` in order from `factories`, sharing one set of model sessions
     (`settings.device` says which GPU), their calls queued on `device`, their host work spread
-    over `host`."""
+    over `host`. Several neural swappers become one processor whose models each client chooses
+    among (the `swapper` option), in the place of the first."""
     unknown = [name for name in names if name not in factories]
     if unknown:
         raise ValueError(f"unknown frame processor(s) {', '.join(unknown)}; available: {', '.join(factories)}")
     hub = ModelHub(settings, device, host)
-    return [factories[name](hub) for name in names]
+    processors: list[FrameProcessor] = []
+    for name in dict.fromkeys(names):  # a name twice is loaded once
+        processor = factories[name](hub)
+        first = next((p for p in processors if isinstance(p, NeuralSwapper)), None)
+        if isinstance(processor, NeuralSwapper) and first is not None:
+            first.join(processor)
+            continue
+        processors.append(processor)
+    swappers = [p.name for p in processors if isinstance(p, (ClassicSwapper, NeuralSwapper))]
+    if len(swappers) > 1:
+        raise ValueError(f"{' and '.join(swappers)} would swap each face twice: the classic swapper runs alone "
+                         "(several neural swappers are one choice per client)")
+    return processors

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -78,6 +78,7 @@ class ClassicSwapper:
     """Landmark-driven warp + colour transfer + feathered blend: real swaps with no swapper weights."""
 
     name = "classic"
+    option_choices = {"swapper": ("classic",)}
 
     def __init__(self, hub: ModelHub) -> None:
         self.analyser = hub.analyser
@@ -107,14 +108,16 @@ class ClassicSwapper:
 
 @dataclass(frozen=True)
 class NeuralSource:
-    identity: np.ndarray  # what the swapper model's `source` input takes for this person
+    identities: Mapping[str, np.ndarray]  # swapper choice -> what its model's `source` input takes for this person
     embedding: np.ndarray
     note: str
 
 
 class NeuralSwapper:
-    """A swapper model (models/swap_models.py: inswapper_128, hyperswap, ...) over all faces of
-    all frames of the batch in one call, each face with its own client's identity."""
+    """Swapper models (models/swap_models.py: inswapper_128, hyperswap, ...) over all faces of
+    all frames of the batch, each face with its own client's identity: faces are found once for
+    the whole batch, then each model runs once for the faces of the clients that chose it (the
+    `swapper` option; its first model for the others)."""
 
     def __init__(self, hub: ModelHub, model: str = "inswapper_128", model_path: Path | None = None,
                  name: str = "inswapper") -> None:
@@ -126,13 +129,27 @@ class NeuralSwapper:
             log.warning("%s was trained on w600k_r50's embeddings, which were not found; the embedded %s gives "
                         "other identities (`python -m models fetch w600k_r50`)", model, hub.recognizer_name())
         self.name = name
-        self.swapper: SwapModel = SWAP_MODELS[model](model, hub, path)
+        self.models: dict[str, SwapModel] = {name: SWAP_MODELS[model](model, hub, path)}
         self.analyser = hub.analyser
         self.host = hub.host
 
+    @property
+    def option_choices(self) -> dict[str, tuple[str, ...]]:
+        return {"swapper": tuple(self.models)}
+
+    def join(self, other: NeuralSwapper) -> None:
+        """Take `other`'s models as further choices (a server loading several swappers runs one
+        processor: one face analysis for the batch, whatever each client chose)."""
+        self.models.update(other.models)
+
     def prepare_source(self, image: np.ndarray) -> NeuralSource:
         photo = self.analyser.source_face(image)
-        return NeuralSource(self.swapper.identity(photo), embedding(photo), photo.note)
+        return NeuralSource({name: model.identity(photo) for name, model in self.models.items()}, embedding(photo),
+                            photo.note)
+
+    def _choice(self, context: FrameContext) -> str:
+        chosen = context.options.get("swapper")
+        return chosen if chosen in self.models else next(iter(self.models))
 
     can_identify = True
 
@@ -142,18 +159,20 @@ class NeuralSwapper:
     def process(self, frames: Sequence[np.ndarray], contexts: Sequence[FrameContext]) -> list[np.ndarray]:
         chosen = _targets(frames, contexts, self.name)
         needs_landmarks = any(contexts[i].options.get("mouth_mask", 0) for i in chosen)
-        jobs = [
-            SwapJob(index, face, source.identity)
-            for index, frame_faces in zip(chosen, _analyse(self.analyser, frames, contexts, chosen, needs_landmarks))
-            for face in frame_faces
-            if (source := _source_for(face, contexts[index], self.name)) is not None
-        ]
-        if not jobs:
-            return list(frames)
-        fakes, matrices = self.swapper.generate(frames, jobs)
-        patches = self.host.map("paste", lambda made: patch(frames[made[0].frame_index].shape, made[0].face, made[2],
-                                                                 made[1]), list(zip(jobs, fakes, matrices)))
-        _paste(self.host, frames, contexts, [(job.frame_index, made) for job, made in zip(jobs, patches)])
+        by_model: dict[str, list[SwapJob]] = {}
+        for index, frame_faces in zip(chosen, _analyse(self.analyser, frames, contexts, chosen, needs_landmarks)):
+            model = self._choice(contexts[index])
+            by_model.setdefault(model, []).extend(
+                SwapJob(index, face, source.identities[model]) for face in frame_faces
+                if (source := _source_for(face, contexts[index], self.name)) is not None)
+        made: list[tuple[SwapJob, np.ndarray, np.ndarray]] = []
+        for model, jobs in by_model.items():
+            if jobs:
+                fakes, matrices = self.models[model].generate(frames, jobs)
+                made += zip(jobs, fakes, matrices)
+        patches = self.host.map("paste", lambda one: patch(frames[one[0].frame_index].shape, one[0].face, one[2],
+                                                                one[1]), made)
+        _paste(self.host, frames, contexts, [(job.frame_index, one) for (job, _, _), one in zip(made, patches)])
         return list(frames)
 
 

@@ -104,14 +104,15 @@ def main() -> None:
         else:
             neural = NeuralSwapper(ModelHub(ModelSettings(threads=args.threads, models_dir=directory)), args.swapper,
                                    model_path=family_like(directory, args.swapper), name=args.swapper)
-        identity = neural.prepare_source(tom).identity
+        model = neural.models[neural.name]
+        identity = neural.prepare_source(tom).identities[neural.name]
         from models.face import SwapJob
         from models.paste_back import paste_region
         from models.blend import blend_into
 
         def swap(frames, faces):
             jobs = [SwapJob(i, face, identity) for i, frame_faces in enumerate(faces) for face in frame_faces]
-            fakes, matrices = neural.swapper.generate(frames, jobs)
+            fakes, matrices = model.generate(frames, jobs)
             for job, fake, matrix in zip(jobs, fakes, matrices):
                 roi, warped, alpha = paste_region(frames[job.frame_index].shape, matrix, fake)
                 blend_into(frames[job.frame_index], roi, warped, alpha)

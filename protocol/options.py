@@ -9,11 +9,15 @@ as a mapping, with `.get(name, default)`, and import nothing of ours).
 
 Every change is validated as a whole before anything is applied, so a bad field changes
 nothing and the error names the field.
+
+Some options choose among what a server has loaded (its swapper models, its mask models):
+their rows say `server_choices`, and a server validates against, and serves, `for_server(...)`:
+this table with those options' choices and defaults narrowed to what it has.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal, Mapping, Sequence
 
 
 class OptionError(ValueError):
@@ -27,21 +31,26 @@ class OptionError(ValueError):
 
 @dataclass(frozen=True)
 class Option:
-    """One live option. Its kind follows from its fields: text with `choices`, a number with a
-    range (`low`, `high`), otherwise an on/off switch."""
+    """One live option. Its kind follows from its fields: a list of distinct `choices` when
+    `many`, one of them with `choices` (or `server_choices`), a number with a range (`low`,
+    `high`), otherwise an on/off switch."""
 
     name: str  # as on the wire, and as command-line flags: many_faces -> --many-faces
-    default: bool | float | str
+    default: bool | float | str | tuple[str, ...]
     label: str  # short, for the client's overlay and the page's controls
     help: str
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
     switch_on: float | None = None  # a number a switch may set too: true means this value, false 0
+    many: bool = False  # a list of distinct choices (masks to combine, regions to keep), in any order
+    server_choices: bool = False  # the choices are those of `choices` the server has loaded (any, when empty)
 
     @property
-    def kind(self) -> Literal["switch", "number", "choice"]:
-        if self.choices:
+    def kind(self) -> Literal["switch", "number", "choice", "set"]:
+        if self.many:
+            return "set"
+        if self.choices or self.server_choices:
             return "choice"
         return "switch" if self.low is None else "number"
 
@@ -59,11 +68,18 @@ class Option:
         return min(self.high, max(self.low, value))
 
     def check(self, value: Any) -> Any:
-        """`value`, normalized (a switch on a number: its number); ValueError says what is accepted."""
+        """`value`, normalized (a switch on a number: its number; a set: a list); ValueError says
+        what is accepted."""
+        accepted = ", ".join(self.choices) if self.choices else "(none loaded on this server)"
+        if self.kind == "set":
+            if (not isinstance(value, (list, tuple)) or any(not isinstance(v, str) or v not in self.choices for v in value)
+                    or len(set(value)) != len(value)):
+                raise ValueError(f"must be a list of distinct values among {accepted}")
+            return list(value)
         if self.kind == "choice":
-            if value in self.choices:
+            if isinstance(value, str) and value in self.choices:
                 return value
-            raise ValueError(f"must be one of {', '.join(self.choices)}")
+            raise ValueError(f"must be one of {accepted}")
         if self.kind == "switch":
             if isinstance(value, bool):
                 return value
@@ -77,6 +93,8 @@ class Option:
 
 
 OPTIONS: dict[str, Option] = {option.name: option for option in (
+    Option("swapper", "", "swapper", "the swapper model for your faces, among those the server has loaded "
+           "(GET /options lists them; its first is the default)", server_choices=True),
     Option("many_faces", True, "many faces", "swap every face in the frame (off: only the largest)"),
     Option("mouth_mask", 0.0, "mouth", "keep the target's own mouth: 0 off .. 100 (more keeps more around it)",
            low=0, high=100, switch_on=50.0),
@@ -93,18 +111,48 @@ OPTIONS: dict[str, Option] = {option.name: option for option in (
            low=0, high=10),
 )}
 
-DEFAULT_OPTIONS: dict[str, Any] = {name: option.default for name, option in OPTIONS.items()}
 
 
-def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
-    """Checked and normalized values of `changes`; raises `OptionError` on the first bad field."""
+def defaults(table: Mapping[str, Option] = OPTIONS) -> dict[str, Any]:
+    """Each option's default, as a `config` would carry it; an option of the server's choices
+    only in a server's table (`for_server`), where its default is one the server has."""
+    return {name: list(option.default) if option.many else option.default for name, option in table.items()
+            if not option.server_choices or option.choices}
+
+
+DEFAULT_OPTIONS: dict[str, Any] = defaults()
+
+
+def for_server(loaded: Mapping[str, Sequence[str]]) -> dict[str, Option]:
+    """The table as a server with these choices loaded offers it: each `server_choices`
+    option narrowed to `loaded[name]` (nothing, when absent), its default the table's where
+    the server has it, else the first it has (a list option: the table's that it has)."""
+    table = {}
+    for name, option in OPTIONS.items():
+        if option.server_choices:
+            given = tuple(loaded.get(name, ()))
+            unknown = [choice for choice in given if option.choices and choice not in option.choices]
+            if unknown:
+                raise ValueError(f"{name}: {', '.join(unknown)} not among {', '.join(option.choices)}")
+            if option.many:
+                default: Any = tuple(choice for choice in option.default if choice in given)
+            else:
+                default = option.default if option.default in given else (given[0] if given else "")
+            option = replace(option, choices=given, default=default)
+        table[name] = option
+    return table
+
+
+def validate(changes: Mapping[str, Any], table: Mapping[str, Option] = OPTIONS) -> dict[str, Any]:
+    """Checked and normalized values of `changes` against `table` (a server's: `for_server`);
+    raises `OptionError` on the first bad field."""
     if not isinstance(changes, Mapping):
         raise OptionError("options", "must be an object of option names to values")
     checked = {}
     for field, value in changes.items():
-        option = OPTIONS.get(field)
+        option = table.get(field)
         if option is None:
-            raise OptionError(field, f"unknown option; known: {', '.join(OPTIONS)}")
+            raise OptionError(field, f"unknown option; known: {', '.join(table)}")
         try:
             checked[field] = option.check(value)
         except ValueError as exc:
@@ -112,14 +160,16 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
-def merged(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    return {**current, **validate(changes)}
+def merged(current: Mapping[str, Any], changes: Mapping[str, Any],
+           table: Mapping[str, Option] = OPTIONS) -> dict[str, Any]:
+    return {**current, **validate(changes, table)}
 
 
-def as_json(defaults: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def as_json(server_defaults: Mapping[str, Any] | None = None,
+            table: Mapping[str, Option] = OPTIONS) -> list[dict[str, Any]]:
     """The table for the web page (`GET /options`): every field of every row, and its kind;
-    `defaults` (a server's command-line choices) replace the table's, so a page starts from
-    what that server applies to a client that sent no `config`."""
-    defaults = defaults or {}
-    return [{**asdict(option), "default": defaults.get(option.name, option.default), "choices": list(option.choices),
-             "kind": option.kind} for option in OPTIONS.values()]
+    `server_defaults` (a server's command-line choices) replace the table's, so a page starts
+    from what that server applies to a client that sent no `config`."""
+    starting = {**defaults(table), **(server_defaults or {})}
+    return [{**asdict(option), "default": starting.get(option.name), "choices": list(option.choices),
+             "kind": option.kind} for option in table.values()]

@@ -79,6 +79,7 @@ DRAIN = web.AppKey("drain", Drain)
 READY = web.AppKey("ready", asyncio.Event)
 GATE = web.AppKey("gate", ConnectionGate)
 ORIGINS = web.AppKey("origins", OriginPolicy)
+OPTION_TABLE = web.AppKey("option_table", dict)  # the live options as this server offers them (options.for_server)
 
 
 async def _start_device(app: web.Application, index: int, host: HostPool) -> Device:
@@ -119,6 +120,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         for index in config.devices:
             devices.append(await _start_device(app, index, HostPool(host_pool)))
         app[STATS].devices = devices
+        app[OPTION_TABLE] = options.for_server(devices[0].pipeline.option_choices())
         if config.source is not None:
             log.info("default source face: %s", config.source)
         housekeeping = [asyncio.create_task(_close_idle_sessions(app), name="idle-watch"),
@@ -181,7 +183,8 @@ def _new_core(app: web.Application, device: Device, **fields: object) -> Session
         limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes,
                              photos_per_minute=config.max_photos_per_minute),
         sources=device.default_sources,
-        options=dict(config.options),
+        options={**options.defaults(app[OPTION_TABLE]), **config.options},
+        option_table=app[OPTION_TABLE],
         last_activity=time.monotonic(),
         **fields,  # type: ignore[arg-type]
     )
@@ -303,7 +306,7 @@ async def _whip_delete(request: web.Request) -> web.Response:
 
 async def _options(request: web.Request) -> web.Response:
     """The live options table (protocol/options.py), for the page: a new option gets its control."""
-    return web.json_response(options.as_json(request.app[CONFIG].options))
+    return web.json_response(options.as_json(request.app[CONFIG].options, request.app[OPTION_TABLE]))
 
 
 async def _stats(request: web.Request) -> web.Response:
@@ -407,6 +410,7 @@ def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: No
     guard(app, app[GATE])
     app[CONFIG] = config
     app[PROCESSOR_FACTORIES] = processors
+    app[OPTION_TABLE] = dict(options.OPTIONS)  # until the devices say what they loaded
     app[TOKENS] = tokens
     app[STATS] = ServerStats()
     app[SESSIONS] = set()

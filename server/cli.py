@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep swapping a face the detector lost for up to N frames (no single-frame dropouts)")
     options = parser.add_argument_group("swap options (defaults for every client; each client may change its own)")
     for option in OPTIONS.values():
+        if option.server_choices:
+            continue  # what the server loads decides (e.g. the swappers of --frame-processor, the first the default)
         if option.kind == "switch":
             options.add_argument(option.flag, action=argparse.BooleanOptionalAction, default=option.default,
                                  help=option.help)
@@ -190,7 +192,8 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
         parser.error(f"--ice-server: {exc}")
     try:
         check_provider(args.provider)
-        swap_options = validate({name: getattr(args, name) for name in OPTIONS})
+        swap_options = validate({name: getattr(args, name) for name, option in OPTIONS.items()
+                                 if not option.server_choices})
     except (ProviderError, OptionError) as exc:
         parser.error(str(exc))
     return ServerConfig(

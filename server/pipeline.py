@@ -67,6 +67,16 @@ class Pipeline:
     codec: JpegCodec
     host: HostPool
 
+    def option_choices(self) -> dict[str, tuple[str, ...]]:
+        """What this pipeline's processors offer the live options that choose among loaded
+        things (protocol/options.py's `server_choices`: `swapper`, ...): each processor's
+        `option_choices`, in processor order."""
+        offered: dict[str, tuple[str, ...]] = {}
+        for processor in self.processors:
+            for name, choices in getattr(processor, "option_choices", {}).items():
+                offered[name] = offered.get(name, ()) + tuple(c for c in choices if c not in offered.get(name, ()))
+        return offered
+
     def _decode(self, work: BatchItem) -> np.ndarray | None:
         try:
             if work.pixels is None:

@@ -20,7 +20,7 @@ import collections
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from models.frame import FrameContext, MappedFace
 from protocol import (
@@ -47,7 +47,7 @@ from protocol import (
     encode,
     encode_json,
 )
-from protocol.options import OptionError, merged
+from protocol.options import OPTIONS, Option, OptionError, merged
 
 from .errors import reported
 from .limits import check_source_size
@@ -145,6 +145,7 @@ class SessionCore:
     limits: SessionLimits
     sources: dict[str, object] | None = None  # processor name -> prepared source (None: passthrough)
     options: dict[str, Any] = field(default_factory=dict)
+    option_table: Mapping[str, Option] = field(default_factory=lambda: OPTIONS)  # the server's (options.for_server)
     frames: FrameCounts = field(default_factory=FrameCounts)
     face_map: tuple[MappedFace, ...] = ()
     processor_state: dict[str, Any] = field(default_factory=dict)  # lives as long as the connection
@@ -215,7 +216,7 @@ class SessionCore:
             self.queue_control(Pong(timestamp=wall_time))
         elif isinstance(message, Config):
             try:
-                self.options = merged(self.options, message.options)
+                self.options = merged(self.options, message.options, self.option_table)
             except OptionError as exc:
                 raise ProtocolError(ErrorCode.BAD_CONFIG, f"option {exc}; nothing was changed") from None
             self.queue_control(ConfigConfirmation(status="success", options=dict(self.options)))

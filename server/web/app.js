@@ -405,6 +405,7 @@ loadOptions().then(
   (table) => {
     optionTable = table;
     for (const option of table) {
+      if ((option.kind === "choice" || option.kind === "set") && option.choices.length === 0) continue;
       const control = optionControl(option);
       // `change` fires when a slider is released: one config message per gesture, not per pixel.
       control.input.addEventListener("change", () => changeOption(option.name, control.read()));
@@ -425,7 +426,7 @@ function changeOption(name, value) {
 function configRefused(message) {
   const confirmed = state.confirmedOptions ?? {};
   for (const name of Object.keys(state.userOptions)) {
-    if (state.userOptions[name] !== confirmed[name]) delete state.userOptions[name];
+    if (JSON.stringify(state.userOptions[name]) !== JSON.stringify(confirmed[name])) delete state.userOptions[name];
   }
   if (state.confirmedOptions) showOptions(state.confirmedOptions);
   setNote(ui.optionsStatus, `Refused: ${message}`, "error");

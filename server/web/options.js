@@ -1,6 +1,8 @@
 // The live options' controls, built from the server's table (`GET options`, which serves
 // protocol/options.py): a new option gets its control here without a change to the page.
-// An option is {name, label, help, default, kind: "switch" | "number" | "choice", low, high, choices}.
+// An option is {name, label, help, default, kind: "switch" | "number" | "choice" | "set", low, high,
+// choices}; a "set" is a list of distinct choices. A choice the server has nothing loaded for
+// (an empty `choices`) gets no control.
 
 /** The server's table of live options, in its order. */
 export async function loadOptions(url = "options") {
@@ -12,6 +14,7 @@ export async function loadOptions(url = "options") {
 /** 'on', '0.5', 'feather': a value as the page shows it (as the Python client's overlay does). */
 export function showValue(value) {
   if (typeof value === "boolean") return value ? "on" : "off";
+  if (Array.isArray(value)) return value.join("+") || "none";
   return typeof value === "number" ? String(Number(value.toPrecision(6))) : String(value);
 }
 
@@ -50,6 +53,27 @@ export function optionControl(option, document = globalThis.document) {
     label.append(input, ` ${text}`);
     element.append(label);
     return { element, input, read: () => input.checked, write: (value) => (input.checked = Boolean(value)) };
+  }
+  if (option.kind === "set") {
+    // One checkbox per choice in a fieldset: their `change` events bubble to it, so it is the input.
+    const input = Object.assign(document.createElement("fieldset"), { id });
+    const legend = Object.assign(document.createElement("legend"), { textContent: text });
+    const boxes = option.choices.map((choice) => {
+      const box = Object.assign(document.createElement("input"), {
+        type: "checkbox", value: choice, checked: option.default.includes(choice),
+      });
+      const item = Object.assign(document.createElement("label"), { className: "check" });
+      item.append(box, ` ${choice}`);
+      input.append(item);
+      return box;
+    });
+    input.prepend(legend);
+    element.append(input);
+    return {
+      element, input,
+      read: () => boxes.filter((box) => box.checked).map((box) => box.value),
+      write: (value) => boxes.forEach((box) => (box.checked = value.includes(box.value))),
+    };
   }
   label.htmlFor = id;
   label.append(text);

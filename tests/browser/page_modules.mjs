@@ -218,6 +218,7 @@ check("live options are shown as the Python client's overlay shows them, sliders
     "many faces off, opacity 0.9, mouth 50, blend feather");
   assert.equal(describeOptions(table, {}), "");
   assert.equal(showValue(0.1 + 0.2), "0.3");
+  assert.deepEqual([showValue(["box", "occlusion"]), showValue([])], ["box+occlusion", "none"]);
   assert.deepEqual([sliderStep(table[1]), sliderStep(table[2])], [0.05, 5]);
   assert.deepEqual([decimals(0.05), decimals(5), decimals(0.5)], [2, 0, 1]);
 });

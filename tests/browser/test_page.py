@@ -97,7 +97,7 @@ async def test_page_streams_the_camera_and_shows_swapped_faces(
             await page.click("#connect")
             await expect(page.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
             await expect(page.locator("#face-status")).to_contain_text("Source face set", timeout=TIMEOUT_MS)
-            await expect(page.locator("#options-status")).to_contain_text("In effect: many faces on")
+            await expect(page.locator("#options-status")).to_contain_text("In effect: swapper classic, many faces on")
             for option in OPTIONS.values():  # a control per live option, built from the server's table
                 await expect(page.locator(f"#opt-{option.name.replace('_', '-')}")).to_be_attached()
 

@@ -80,5 +80,5 @@ def test_frames_without_a_source_or_faces_are_untouched(swapper):
 
 
 def test_batch_dimension_was_made_symbolic(swapper):
-    target = swapper.swapper.session.get_inputs()[0]
+    target = swapper.models["inswapper"].session.get_inputs()[0]
     assert not isinstance(target.shape[0], int), target.shape

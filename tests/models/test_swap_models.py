@@ -183,6 +183,30 @@ def test_the_hyperswap_processor_swaps_faces_only_and_per_client(hub, hyperswap_
     assert background < 0.5, "pixels far from faces stay as they were"
 
 
+def test_a_batch_mixes_clients_that_chose_different_swappers(family_hub, models_dir):
+    """One processor with two models: each client's faces go through the model it chose (the
+    `swapper` option; the first model for a client that chose none), in one batch, exactly as
+    a processor with that model alone would swap them."""
+    both = NeuralSwapper(family_hub, "hyperswap_1a_256", name="hyperswap_1a_256")
+    both.join(NeuralSwapper(family_hub, "ghost_2_256", name="ghost_2_256"))
+    assert both.option_choices == {"swapper": ("hyperswap_1a_256", "ghost_2_256")}
+    tom = cv2.imread(str(media.insightface_image("Tom_Hanks_54745.png")))
+    frame = media.group_photo()
+    chosen = [None, "ghost_2_256", "hyperswap_1a_256"]
+    source = both.prepare_source(tom)
+    outputs = both.process([frame.copy() for _ in chosen],
+                           [FrameContext(client_id=i, sources={both.name: source},
+                                         options={**OPTIONS, **({"swapper": c} if c else {})})
+                            for i, c in enumerate(chosen)])
+    for choice, output in zip(chosen, outputs):
+        name = choice or "hyperswap_1a_256"
+        alone = NeuralSwapper(family_hub, name, name=name)
+        expected = alone.process([frame.copy()], [FrameContext(sources={name: alone.prepare_source(tom)},
+                                                               options=OPTIONS)])[0]
+        assert np.array_equal(output, expected), choice
+    assert not np.array_equal(outputs[0], outputs[1]), "the two models swap differently"
+
+
 def test_a_file_that_is_not_the_family_is_refused_by_its_inputs(hub, tmp_path):
     wrong = inswapper_like(tmp_path / "hyperswap_1b_256.onnx")  # inputs source and target, but 128 px
     with pytest.raises(ModelError, match=r"hyperswap_1b_256: inputs .*target \(N, 3, 256, 256\)"):

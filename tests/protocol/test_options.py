@@ -6,13 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from protocol.options import DEFAULT_OPTIONS, OPTIONS, Option, OptionError, as_json, merged, validate
+from protocol.options import (DEFAULT_OPTIONS, OPTIONS, Option, OptionError, as_json, defaults, for_server, merged,
+                              validate)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "protocol.md"
 
 
 def documented_type(option: Option) -> str:
+    if option.server_choices:
+        among = (" of " + ", ".join(f'`"{choice}"`' for choice in option.choices)) if option.choices else ""
+        return f"{'a list' if option.many else 'one'}{among} of the server's loaded {option.label}s"
+    if option.kind == "set":
+        return "a list of " + ", ".join(f'`"{choice}"`' for choice in option.choices)
     if option.kind == "switch":
         return "boolean"
     if option.kind == "choice":
@@ -35,6 +41,8 @@ def test_the_docs_table_lists_every_option_its_type_and_default():
     for name, kind, default, _meaning in rows:
         option = OPTIONS[name.strip("`")]
         assert kind == documented_type(option), name
+        if option.server_choices:
+            continue  # its default is the server's
         value = json.loads(default.strip("`"))
         assert (type(value) is bool, value) == (type(option.default) is bool, option.default), name
 
@@ -43,7 +51,8 @@ def test_the_readmes_table_lists_every_option_with_its_flag():
     rows = table_rows((ROOT / "README.md").read_text(), "Swap options, as server defaults")
     assert [row[0].strip("`") for row in rows] == list(OPTIONS), "README.md: one row per option, in order"
     for name, flag, _default, _meaning in rows:
-        assert flag.startswith(f"`{OPTIONS[name.strip('`')].flag}"), name
+        option = OPTIONS[name.strip('`')]
+        assert flag.startswith("(per client only" if option.server_choices else f"`{option.flag}"), name
 
 
 @pytest.mark.parametrize("changes, field, message", [
@@ -72,3 +81,29 @@ def test_the_pages_table_is_every_row_with_its_kind():
     assert [row["name"] for row in table] == list(OPTIONS)
     assert {row["name"]: row["kind"] for row in table}["blend"] == "choice"
     assert all({"label", "help", "default", "low", "high", "choices"} <= row.keys() for row in table)
+
+
+def test_a_list_option_takes_distinct_choices_in_any_order():
+    regions = Option("regions", ("skin", "nose"), "regions", "", choices=("skin", "nose", "mouth"), many=True)
+    assert regions.kind == "set"
+    assert regions.check(("mouth", "skin")) == ["mouth", "skin"]
+    assert regions.check([]) == []
+    for bad in (["skin", "skin"], ["ears"], "skin", [1]):
+        with pytest.raises(ValueError, match="must be a list of distinct values among skin, nose, mouth"):
+            regions.check(bad)
+
+
+def test_a_servers_table_offers_only_what_it_loaded():
+    table = for_server({"swapper": ("hyperswap_1a_256", "inswapper")})
+    assert table["swapper"].choices == ("hyperswap_1a_256", "inswapper")
+    assert defaults(table)["swapper"] == "hyperswap_1a_256"  # the first it loaded
+    assert validate({"swapper": "inswapper"}, table) == {"swapper": "inswapper"}
+    with pytest.raises(OptionError, match="swapper: must be one of hyperswap_1a_256, inswapper"):
+        validate({"swapper": "ghost_1_256"}, table)
+    assert "swapper" not in DEFAULT_OPTIONS  # outside a server, nobody knows its default
+    with pytest.raises(OptionError, match=r"must be one of \(none loaded on this server\)"):
+        validate({"swapper": "inswapper"}, for_server({}))
+    served = {row["name"]: row for row in as_json({"opacity": 0.5}, table)}
+    assert (served["swapper"]["default"], served["swapper"]["choices"]) == ("hyperswap_1a_256",
+                                                                          ["hyperswap_1a_256", "inswapper"])
+    assert served["opacity"]["default"] == 0.5

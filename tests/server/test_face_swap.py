@@ -64,7 +64,7 @@ async def test_options_change_what_is_swapped(start_server, http, face_boxes):
         await send_json(ws, Config(options={"many_faces": False}))
         confirmation = await receive(ws)
         assert isinstance(confirmation, ConfigConfirmation) and confirmation.options["many_faces"] is False
-        assert set(confirmation.options) == set(DEFAULT_OPTIONS)
+        assert set(confirmation.options) == {*DEFAULT_OPTIONS, "swapper"}  # the classic server offers "classic"
         faces, _ = media.region_changes(original, await swapped_frame(ws, seq=2), face_boxes)
         assert sum(change > 8.0 for change in faces) == 1, faces
 
@@ -243,3 +243,30 @@ async def test_a_swapper_family_by_name_swaps_over_a_real_round_trip(start_serve
     faces, background = media.region_changes(original, output, face_boxes)
     assert min(faces) > 3.0, f"every face must change: {faces}"
     assert background < 2.0, f"the background must not: {background}"
+
+
+async def test_each_client_chooses_among_the_servers_swappers(start_server, http, tmp_path):
+    """`--frame-processor hyperswap_1a_256 ghost_1_256`: GET /options offers both (the first is
+    the default), a client's `config` picks one, one the server has not loaded is `bad_config`."""
+    for name in ("hyperswap_1a_256", "ghost_1_256"):
+        family_like(tmp_path, name)
+    server = await start_server(models=ModelSettings(models_dir=tmp_path),
+                                frame_processors=("hyperswap_1a_256", "ghost_1_256"))
+    async with http.get(server.make_url("/options")) as response:
+        offered = {row["name"]: row for row in await response.json()}["swapper"]
+    assert (offered["choices"], offered["default"]) == (["hyperswap_1a_256", "ghost_1_256"], "hyperswap_1a_256")
+    outputs = {}
+    for choice in ("hyperswap_1a_256", "ghost_1_256"):
+        async with http.ws_connect(server.make_url("/")) as ws:
+            await send_json(ws, Config(options={}))
+            assert (await receive(ws)).options["swapper"] == "hyperswap_1a_256"
+            await send_json(ws, Config(options={"swapper": "simswap_256"}))
+            error = await receive(ws)
+            assert isinstance(error, Error) and error.code == "bad_config", error
+            assert "swapper: must be one of hyperswap_1a_256, ghost_1_256" in error.message
+            await send_json(ws, Config(options={"swapper": choice}))
+            assert (await receive(ws)).options["swapper"] == choice
+            await send_json(ws, SourceFace(image=TOM.read_bytes()))
+            assert (await receive(ws)).status == "success"
+            outputs[choice] = await swapped_frame(ws)
+    assert np.abs(outputs["hyperswap_1a_256"].astype(int) - outputs["ghost_1_256"]).mean() > 0.5

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .fetch import fetch_models
-from .registry import MODELS, ModelSpec, default_download_dir, locate, search_dirs, sha256_of
+from .registry import MODELS, ModelSpec, default_download_dir, locate, provenance, search_dirs
 
 # Distributions that all install the same `onnxruntime` module (the last installed wins).
 ORT_DISTRIBUTIONS = (
@@ -22,9 +22,11 @@ GPU_INSTALL = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxr
 DESCRIPTION = """\
 Model files of the face pipeline.
 
-  list   show every model the project knows: where it was found (or "missing"), whether
-         its sha256 matches the pinned one, its size and licence; then the ONNX Runtime
-         build and the execution providers it offers.
+  list   show every model the project knows: where it was found (or "missing"), its size
+         and licence, and whether the file there is the published one (its sha256 against
+         the pinned one, or its CRC32 against the X.hash sidecar beside it, which fetch
+         saves and FaceFusion's models folder has; a file that differs still loads: people
+         convert and fine-tune their own); then the ONNX Runtime build and its providers.
   fetch  download models that have a public URL (default: every such model that is
          missing) with a progress bar, checking pinned sha256s, or the CRC32 sidecar a
          host publishes (FaceFusion's files, from their mirror when GitHub fails: the
@@ -38,13 +40,13 @@ first of the directories.
 """
 
 
-def _sha256_status(spec: ModelSpec, path: Path | None) -> str:
+def _check_status(spec: ModelSpec, path: Path | None) -> str:
+    """Whether the file found is the published one: 'published: ...', 'DIFFERS: ...' or 'unknown: ...'."""
     if path is None:
         return "-"
-    digest = sha256_of(path)
-    if spec.sha256 is None:
-        return f"unpinned {digest}"
-    return "verified" if digest == spec.sha256 else f"MISMATCH (got {digest})"
+    checked = provenance(spec, path)
+    verdict = {True: "published", False: "DIFFERS", None: "unknown"}[checked.matches]
+    return f"{verdict}: {checked.detail}"
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
@@ -84,12 +86,12 @@ def _runtime_report() -> list[str]:
 
 
 def list_models(models_dir: Path | None) -> int:
-    rows = [("NAME", "ROLE", "SIZE", "SHA256", "LOCATION", "LICENCE")]
+    rows = [("NAME", "ROLE", "SIZE", "LOCATION", "LICENCE", "CHECK")]
     for spec in MODELS.values():
         path = locate(spec, models_dir)
         size = f"{spec.size_mb:g} MB" if spec.size_mb is not None else "?"
         location = str(path) if path else "missing"
-        rows.append((spec.name, spec.role, size, _sha256_status(spec, path), location, spec.licence))
+        rows.append((spec.name, spec.role, size, location, spec.licence, _check_status(spec, path)))
     print(_table(rows))
     print(f"\nsearched: {', '.join(str(d) for d in search_dirs(models_dir))} (then embedded packages)")
     print("\n".join(["", *_runtime_report()]))

@@ -28,7 +28,7 @@ from typing import IO, Iterator, Sequence
 
 from tqdm import tqdm
 
-from .registry import ModelError, ModelSpec
+from .registry import ModelError, ModelSpec, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,19 @@ def download(spec: ModelSpec, directory: Path, timeout: float = TIMEOUT_S) -> Fe
                 failures.append(str(error))
                 continue
             os.replace(temp, dest)
+            if sidecar is not None:
+                _keep_sidecar(dest, digest.crc32)
             return Fetched(spec, dest, digest.sha256, crc32_checked=sidecar is not None)
     raise FetchError("; then from the mirror: ".join(failures))
+
+
+def _keep_sidecar(dest: Path, crc32: str) -> None:
+    """Save the published CRC32 beside the file (`X.hash`, FaceFusion's layout): later, `models
+    list` and the server can tell whether the file there is still the published one."""
+    target = sidecar_path(dest)
+    with _temp_file(target) as temp:
+        temp.write_text(crc32 + "\n", "ascii")
+        os.replace(temp, target)
 
 
 def hash_url(url: str) -> str:

@@ -15,7 +15,7 @@ from .device import DeviceSession, ModelDevice
 from .host import HostPool
 from .landmarks import Landmarks106
 from .recognizer import ArcFace
-from .registry import MODELS, ModelError, locate, require
+from .registry import MODELS, ModelError, announce, locate, require
 from .scrfd import ScrfdDetector
 from .sessions import SessionCache, SessionOptions, open_session
 from .simulated import COST_TABLES, SIMULATED, SimulatedSession, cost_of
@@ -56,7 +56,9 @@ class ModelHub:
         settings = self.settings
         options = SessionOptions(settings.provider, settings.threads, settings.device)
         opener = self._simulated_opener(name) if settings.provider == SIMULATED else None
-        raw = self.sessions.get(path or require(name, settings.models_dir), options, spec.batch_axes, opener)
+        path = path or require(name, settings.models_dir)
+        announce(spec, path)
+        raw = self.sessions.get(path, options, spec.batch_axes, opener)
         return DeviceSession(raw, self.device, name)
 
     def _simulated_opener(self, name: str):

@@ -27,7 +27,7 @@ from .host import HostPool
 from .hub import ModelHub
 from .paste_back import patch
 from .recognizer import cosine
-from .registry import ModelError, require
+from .registry import MODELS, ModelError, require
 from .swap_models import SWAP_MODELS, SwapModel
 
 log = logging.getLogger(__name__)
@@ -130,17 +130,20 @@ class NeuralSwapper:
                         "other identities (`python -m models fetch w600k_r50`)", model, hub.recognizer_name())
         self.name = name
         self.models: dict[str, SwapModel] = {name: SWAP_MODELS[model](model, hub, path)}
+        self.licences: dict[str, str] = {name: MODELS[model].licence}
         self.analyser = hub.analyser
         self.host = hub.host
 
     @property
-    def option_choices(self) -> dict[str, tuple[str, ...]]:
-        return {"swapper": tuple(self.models)}
+    def option_choices(self) -> dict[str, dict[str, str]]:
+        """The `swapper` choices, each with its licence (shown where a client chooses)."""
+        return {"swapper": dict(self.licences)}
 
     def join(self, other: NeuralSwapper) -> None:
         """Take `other`'s models as further choices (a server loading several swappers runs one
         processor: one face analysis for the batch, whatever each client chose)."""
         self.models.update(other.models)
+        self.licences.update(other.licences)
 
     def prepare_source(self, image: np.ndarray) -> NeuralSource:
         photo = self.analyser.source_face(image)

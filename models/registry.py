@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 INSIGHTFACE_TERMS = "InsightFace weights: non-commercial research use only"
 
@@ -155,30 +159,108 @@ def locate(spec: ModelSpec, models_dir: Path | None = None) -> Path | None:
     return None
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def _hash_file(path: Path) -> tuple[str, str]:
+    """sha256 and CRC32 (8 lowercase hex digits) of a file, in one read."""
+    digest, crc = hashlib.sha256(), 0
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+            crc = zlib.crc32(block, crc)
+    return digest.hexdigest(), format(crc, "08x")
 
 
-_verified: dict[tuple[str, int, int], str] = {}
-_verified_lock = threading.Lock()
+_digests: dict[tuple[str, int, int], tuple[str, str]] = {}
+_digests_lock = threading.Lock()
+
+
+def digests(path: Path) -> tuple[str, str]:
+    """sha256 and CRC32 of a model file, read once per file version (path, size, mtime): a
+    550 MB swapper takes seconds to hash, and every device and `verify` asks again."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _digests_lock:
+        known = _digests.get(key)
+    if known is None:
+        known = _hash_file(path)
+        with _digests_lock:
+            _digests[key] = known
+    return known
+
+
+def sha256_of(path: Path) -> str:
+    return digests(path)[0]
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where a file's published CRC32 is kept: `X.onnx` -> `X.hash` beside it, as FaceFusion's
+    host publishes it and keeps it in its models folder (and `models fetch` saves it)."""
+    return path.with_suffix(".hash")
+
+
+def published_crc32(path: Path) -> str | None:
+    """The CRC32 in the file's sidecar, or None when there is none (or it holds no CRC32)."""
+    try:
+        text = sidecar_path(path).read_text("ascii", "replace").strip().lower()
+    except OSError:
+        return None
+    return text if len(text) == 8 and all(c in "0123456789abcdef" for c in text) else None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Whether a file is the published one: `matches` None when nothing published is here to
+    compare with. A file loads whatever its hash (people convert and fine-tune their own),
+    except one whose pinned sha256 differs (`verify`)."""
+
+    matches: bool | None
+    detail: str
+
+
+def provenance(spec: ModelSpec, path: Path) -> Provenance:
+    if spec.sha256 is not None:
+        digest = sha256_of(path)
+        if digest == spec.sha256:
+            return Provenance(True, "sha256 verified")
+        return Provenance(False, f"sha256 {digest} differs from the pinned {spec.sha256}")
+    published = published_crc32(path)
+    if published is not None:
+        crc = digests(path)[1]
+        if crc == published:
+            return Provenance(True, f"CRC32 {crc} matches the published one")
+        return Provenance(False, f"CRC32 {crc} differs from the published {published} ({sidecar_path(path).name}): "
+                                 "a converted or fine-tuned file?")
+    hint = f"; no {sidecar_path(path).name} beside it" if spec.crc32_sidecar else ""
+    return Provenance(None, f"sha256 {sha256_of(path)}, nothing published to compare{hint}")
+
+
+_announced: set[tuple[str, str]] = set()
+_announced_lock = threading.Lock()
+
+
+def announce(spec: ModelSpec, path: Path) -> None:
+    """Log, once per file per process, which file a model loads from, its licence (most of
+    these weights are non-commercial: the operator should see it where the model is chosen),
+    and a warning when the file is not the published one."""
+    with _announced_lock:
+        if (spec.name, str(path)) in _announced:
+            return
+        _announced.add((spec.name, str(path)))
+    if spec.embedded and spec.sha256 is not None:
+        log.info("model %s: %s (embedded; licence: %s)", spec.name, path, spec.licence)
+        return
+    checked = provenance(spec, path)
+    if checked.matches is False:
+        log.warning("model %s: %s is not the published file: %s (licence of the published one: %s)",
+                    spec.name, path, checked.detail, spec.licence)
+    else:
+        log.info("model %s: %s (%s; licence: %s)", spec.name, path, checked.detail, spec.licence)
 
 
 def verify(spec: ModelSpec, path: Path) -> None:
     """Refuse a file whose sha256 differs from the pinned one (hashed once per file version)."""
     if spec.sha256 is None:
         return
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    with _verified_lock:
-        digest = _verified.get(key)
-    if digest is None:
-        digest = sha256_of(path)
-        with _verified_lock:
-            _verified[key] = digest
+    digest = sha256_of(path)
     if digest != spec.sha256:
         raise ModelError(
             f"{path} has sha256 {digest}, expected {spec.sha256} for {spec.name}: "

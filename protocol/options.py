@@ -16,7 +16,7 @@ this table with those options' choices and defaults narrowed to what it has.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence
 
 
@@ -45,6 +45,7 @@ class Option:
     switch_on: float | None = None  # a number a switch may set too: true means this value, false 0
     many: bool = False  # a list of distinct choices (masks to combine, regions to keep), in any order
     server_choices: bool = False  # the choices are those of `choices` the server has loaded (any, when empty)
+    notes: Mapping[str, str] = field(default_factory=dict)  # choice -> what to know when choosing it (a licence)
 
     @property
     def kind(self) -> Literal["switch", "number", "choice", "set"]:
@@ -123,14 +124,16 @@ def defaults(table: Mapping[str, Option] = OPTIONS) -> dict[str, Any]:
 DEFAULT_OPTIONS: dict[str, Any] = defaults()
 
 
-def for_server(loaded: Mapping[str, Sequence[str]]) -> dict[str, Option]:
+def for_server(loaded: Mapping[str, Sequence[str] | Mapping[str, str]]) -> dict[str, Option]:
     """The table as a server with these choices loaded offers it: each `server_choices`
-    option narrowed to `loaded[name]` (nothing, when absent), its default the table's where
-    the server has it, else the first it has (a list option: the table's that it has)."""
+    option narrowed to `loaded[name]` (nothing, when absent; a mapping gives each choice a
+    note, its model's licence), its default the table's where the server has it, else the
+    first it has (a list option: the table's that it has)."""
     table = {}
     for name, option in OPTIONS.items():
         if option.server_choices:
-            given = tuple(loaded.get(name, ()))
+            offered = loaded.get(name, ())
+            given = tuple(offered)
             unknown = [choice for choice in given if option.choices and choice not in option.choices]
             if unknown:
                 raise ValueError(f"{name}: {', '.join(unknown)} not among {', '.join(option.choices)}")
@@ -138,7 +141,8 @@ def for_server(loaded: Mapping[str, Sequence[str]]) -> dict[str, Option]:
                 default: Any = tuple(choice for choice in option.default if choice in given)
             else:
                 default = option.default if option.default in given else (given[0] if given else "")
-            option = replace(option, choices=given, default=default)
+            notes = {choice: note for choice, note in offered.items() if note} if isinstance(offered, Mapping) else {}
+            option = replace(option, choices=given, default=default, notes=notes)
         table[name] = option
     return table
 
@@ -149,14 +153,14 @@ def validate(changes: Mapping[str, Any], table: Mapping[str, Option] = OPTIONS) 
     if not isinstance(changes, Mapping):
         raise OptionError("options", "must be an object of option names to values")
     checked = {}
-    for field, value in changes.items():
-        option = table.get(field)
+    for name, value in changes.items():
+        option = table.get(name)
         if option is None:
-            raise OptionError(field, f"unknown option; known: {', '.join(table)}")
+            raise OptionError(name, f"unknown option; known: {', '.join(table)}")
         try:
-            checked[field] = option.check(value)
+            checked[name] = option.check(value)
         except ValueError as exc:
-            raise OptionError(field, str(exc)) from None
+            raise OptionError(name, str(exc)) from None
     return checked
 
 
@@ -172,4 +176,4 @@ def as_json(server_defaults: Mapping[str, Any] | None = None,
     from what that server applies to a client that sent no `config`."""
     starting = {**defaults(table), **(server_defaults or {})}
     return [{**asdict(option), "default": starting.get(option.name), "choices": list(option.choices),
-             "kind": option.kind} for option in table.values()]
+             "notes": dict(option.notes), "kind": option.kind} for option in table.values()]

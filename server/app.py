@@ -105,6 +105,9 @@ async def _start_device(app: web.Application, index: int, host: HostPool) -> Dev
     batcher.start(model_device)
     log.info("device %d: frame processors %s; max batch %d, latency target %g ms", index,
              ", ".join(p.name for p in processors), config.max_batch, config.latency_target_ms)
+    for option, choices in pipeline.option_choices().items():
+        log.info("device %d: clients choose their %s among %s", index, option,
+                 ", ".join(f"{choice} ({note})" if note else choice for choice, note in choices.items()))
     return Device(index=index, pipeline=pipeline, batcher=batcher, model_device=model_device,
                   default_sources=default_sources)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -67,14 +67,17 @@ class Pipeline:
     codec: JpegCodec
     host: HostPool
 
-    def option_choices(self) -> dict[str, tuple[str, ...]]:
+    def option_choices(self) -> dict[str, dict[str, str]]:
         """What this pipeline's processors offer the live options that choose among loaded
         things (protocol/options.py's `server_choices`: `swapper`, ...): each processor's
-        `option_choices`, in processor order."""
-        offered: dict[str, tuple[str, ...]] = {}
+        `option_choices` (choices, or choices with a note each: the model's licence), in
+        processor order."""
+        offered: dict[str, dict[str, str]] = {}
         for processor in self.processors:
             for name, choices in getattr(processor, "option_choices", {}).items():
-                offered[name] = offered.get(name, ()) + tuple(c for c in choices if c not in offered.get(name, ()))
+                notes = choices if isinstance(choices, Mapping) else dict.fromkeys(choices, "")
+                for choice, note in notes.items():
+                    offered.setdefault(name, {}).setdefault(choice, note)
         return offered
 
     def _decode(self, work: BatchItem) -> np.ndarray | None:

@@ -79,12 +79,24 @@ export function optionControl(option, document = globalThis.document) {
   label.append(text);
   if (option.kind === "choice") {
     const input = Object.assign(document.createElement("select"), { id });
+    const notes = option.notes ?? {};
     for (const choice of option.choices) {
-      input.append(Object.assign(document.createElement("option"), { value: choice, textContent: choice }));
+      input.append(Object.assign(document.createElement("option"), { value: choice, textContent: choice,
+                                                                    title: notes[choice] ?? "" }));
     }
     input.value = option.default;
     element.append(label, input);
-    return { element, input, read: () => input.value, write: (value) => (input.value = String(value)) };
+    // A model's licence is shown where it is chosen: most face models are non-commercial.
+    const note = Object.assign(document.createElement("small"), { id: `${id}-note`, className: "choice-note" });
+    const showNote = () => (note.textContent = notes[input.value] ? `Licence: ${notes[input.value]}` : "");
+    input.addEventListener("change", showNote);
+    showNote();
+    if (Object.keys(notes).length) element.append(note);
+    const write = (value) => {
+      input.value = String(value);
+      showNote();
+    };
+    return { element, input, read: () => input.value, write };
   }
   const step = sliderStep(option);
   const input = Object.assign(document.createElement("input"), {

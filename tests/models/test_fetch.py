@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 import models.fetch
 from models.__main__ import main
 from models.fetch import fetch_models
+from models.hub import ModelHub, ModelSettings
 from models.registry import MODELS, ModelSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +99,7 @@ def spec(name: str, url: str, sha256: str | None = None, member: str | None = No
 def test_a_crc32_sidecar_is_checked_and_a_failing_host_falls_back_to_the_mirror(server: Server, tmp_path: Path) -> None:
     [checked] = fetch_models([spec("tiny", server.base + "/ff/model.onnx", crc32_sidecar=True)], tmp_path)
     assert checked.error is None and checked.crc32_checked and checked.sha256 == PAYLOAD_SHA
+    assert (tmp_path / "tiny.hash").read_text().strip() == PAYLOAD_CRC, "the published CRC32 is kept beside the file"
     [mirrored] = fetch_models([spec("other", server.base + "/absent.onnx", crc32_sidecar=True,
                                     mirror=server.base + "/ff/model.onnx")], tmp_path)
     assert mirrored.error is None and mirrored.crc32_checked and (tmp_path / "other.onnx").read_bytes() == PAYLOAD
@@ -105,7 +108,7 @@ def test_a_crc32_sidecar_is_checked_and_a_failing_host_falls_back_to_the_mirror(
     [neither] = fetch_models([spec("gone", server.base + "/absent.onnx", mirror=server.base + "/nothing.onnx")],
                              tmp_path)
     assert neither.error is not None and "HTTP 404" in neither.error and "then from the mirror: HTTP 404" in neither.error
-    assert sorted(os.listdir(tmp_path)) == ["other.onnx", "tiny.onnx"], "a refused file is never left"
+    assert sorted(os.listdir(tmp_path)) == ["other.hash", "other.onnx", "tiny.hash", "tiny.onnx"], "a refused file is never left"
 
 
 def test_download_verifies_and_shows_progress(server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -196,6 +199,27 @@ def test_list_shows_found_missing_and_providers(tmp_path: Path) -> None:
     )
     rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
     for name in ("scrfd_500m", "w600k_mbf", "2d106det", "centerface"):
-        assert " verified " in rows[name] and "missing" not in rows[name]
+        assert "published: sha256 verified" in rows[name] and "missing" not in rows[name]
     assert " missing " in rows["inswapper_128"]
     assert "providers:" in result.stdout and "CPUExecutionProvider" in result.stdout
+
+
+def test_a_file_that_is_not_the_published_one_loads_with_a_warning(tmp_path: Path, caplog) -> None:
+    """`models list` compares a file with the CRC32 sidecar beside it (saved by fetch, or
+    FaceFusion's own models folder); the server loads a converted or fine-tuned file all the
+    same and says so, with the licence, when it opens it."""
+    from models.registry import provenance
+    from perf.synthetic_models import family_like
+
+    path = family_like(tmp_path, "hyperswap_1a_256")
+    spec = MODELS["hyperswap_1a_256"]
+    assert provenance(spec, path).matches is None, "nothing published beside it"
+    (tmp_path / "hyperswap_1a_256.hash").write_text(format(zlib.crc32(path.read_bytes()), "08x") + "\n")
+    assert provenance(spec, path).matches is True
+    (tmp_path / "hyperswap_1a_256.hash").write_text("0badc0de")
+    differs = provenance(spec, path)
+    assert differs.matches is False and "differs from the published 0badc0de" in differs.detail
+    with caplog.at_level(logging.INFO, logger="models.registry"):
+        ModelHub(ModelSettings(models_dir=tmp_path)).session("hyperswap_1a_256")
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "is not the published file" in warning.message and "ResearchRAIL" in warning.message

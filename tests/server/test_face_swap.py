@@ -255,6 +255,7 @@ async def test_each_client_chooses_among_the_servers_swappers(start_server, http
     async with http.get(server.make_url("/options")) as response:
         offered = {row["name"]: row for row in await response.json()}["swapper"]
     assert (offered["choices"], offered["default"]) == (["hyperswap_1a_256", "ghost_1_256"], "hyperswap_1a_256")
+    assert offered["notes"]["ghost_1_256"] == "Apache-2.0 (ai-forever, 2022)", "each choice with its licence"
     outputs = {}
     for choice in ("hyperswap_1a_256", "ghost_1_256"):
         async with http.ws_connect(server.make_url("/")) as ws:

@@ -64,8 +64,10 @@ def non_max_suppression(score: np.ndarray, box: np.ndarray, kps: np.ndarray, thr
 
 @dataclass(frozen=True)
 class SwapJob:
-    """One face to swap: which frame, where, and with whose identity (the swapper's `source` input)."""
+    """One face to swap: which frame, where, with whose identity (the swapper's `source` input),
+    and at what pixel boost (models/pixel_boost.py: the model on a crop `boost` times its size)."""
 
     frame_index: int
     face: Face
     identity: np.ndarray
+    boost: int = 1

@@ -2,7 +2,8 @@
 
 Each face is paired with its own client's latent (ArcFace embedding x emap, normalized,
 computed once per source): its identity. The crop is insightface's own (`norm_crop2`), so the
-result equals insightface's `INSwapper.get(..., paste_back=True)`; the paste-back
+result equals insightface's `INSwapper.get(..., paste_back=True)` (boosted: the same crop at
+128 x the boost, split; models/pixel_boost.py); the paste-back
 (models/paste_back.py) is that reference's blend, inside each face's ROI.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import onnx
 from insightface.utils import face_align
 
+from . import pixel_boost
 from .analysis import SourcePhoto, embedding
 from .face import SwapJob
 from .hub import ModelHub
@@ -42,15 +44,18 @@ class InSwapper:
         latent = (source / np.linalg.norm(source)).reshape(1, -1) @ self.emap
         return (latent / np.linalg.norm(latent)).reshape(-1).astype(np.float32)
 
-    def generate(self, frames: Sequence[np.ndarray], jobs: Sequence[SwapJob]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Swapped 128x128 BGR crops for all jobs (one call) and each crop's alignment matrix."""
-        aligned = self.host.map("swap_pre", lambda job: face_align.norm_crop2(frames[job.frame_index], job.face.kps,
-                                                                               INPUT_SIZE), jobs)
-        crops, matrices = [crop for crop, _ in aligned], [matrix for _, matrix in aligned]
+    def generate(self, frames: Sequence[np.ndarray],
+                 jobs: Sequence[SwapJob]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Swapped BGR crops for all jobs (one call), each 128 x its boost square, and each crop's
+        alignment matrix. A boosted crop is `norm_crop2` at 128 x boost: insightface's
+        `estimate_norm` scales its template by size / 128 for any size that is not a multiple
+        of 112, and 256, 384 and 512 are not, so it is inswapper's crop at that size."""
+        subimages, matrices = pixel_boost.split_jobs(self.host, frames, jobs, INPUT_SIZE, face_align.norm_crop2)
         with self.host.stage("swap_pre"):
-            blob = cv2.dnn.blobFromImages(crops, 1.0 / 255.0, (INPUT_SIZE, INPUT_SIZE), (0.0, 0.0, 0.0), swapRB=True)
-            latents = np.stack([job.identity for job in jobs]).astype(np.float32)
+            blob = cv2.dnn.blobFromImages(subimages, 1.0 / 255.0, (INPUT_SIZE, INPUT_SIZE), (0.0, 0.0, 0.0),
+                                          swapRB=True)
+            latents = pixel_boost.job_identities(jobs)
         predicted = self.session.run(None, {self._target_name: blob, self._source_name: latents})[0]
         with self.host.stage("swap_post"):
             fakes = np.clip(255 * predicted.transpose(0, 2, 3, 1), 0, 255).astype(np.uint8)[..., ::-1]
-        return fakes, matrices
+        return pixel_boost.merge_jobs(self.host, fakes, jobs), matrices

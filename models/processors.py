@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import classic
+from . import classic, pixel_boost
 from .analysis import FaceAnalyser, embedding
 from .blend import Patch, paste
 from .enhancer import Enhancer
@@ -165,8 +165,9 @@ class NeuralSwapper:
         by_model: dict[str, list[SwapJob]] = {}
         for index, frame_faces in zip(chosen, _analyse(self.analyser, frames, contexts, chosen, needs_landmarks)):
             model = self._choice(contexts[index])
+            boost = pixel_boost.factor(contexts[index].options.get("pixel_boost", "1x"))
             by_model.setdefault(model, []).extend(
-                SwapJob(index, face, source.identities[model]) for face in frame_faces
+                SwapJob(index, face, source.identities[model], boost) for face in frame_faces
                 if (source := _source_for(face, contexts[index], self.name)) is not None)
         made: list[tuple[SwapJob, np.ndarray, np.ndarray]] = []
         for model, jobs in by_model.items():

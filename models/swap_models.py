@@ -2,8 +2,9 @@
 
 A swapper model has `identity(photo)` (once per client source: what its `source` input takes
 for that person) and `generate(frames, jobs)` (once per batch: the swapped crops and the
-matrices that cut them). A family is its crop (`CropFormat`: the template and size it was
-trained on, its input normalisation and output range, models/alignment.py) and how it feeds
+matrices that cut them, each job's crop at its pixel boost, models/pixel_boost.py). A family
+is its crop (`CropFormat`: the template and size it was trained on, its input normalisation
+and output range, models/alignment.py) and how it feeds
 the identity: the recognizer's embedding, normalised (hyperswap, inswapper); that embedding
 through a converter model (simswap, ghost, hififace); or a crop of the source photo itself
 (blendswap, uniface). The processor (models/processors.py), the paste-back
@@ -19,6 +20,7 @@ from typing import Callable, ClassVar, Mapping, Protocol, Sequence
 import cv2
 import numpy as np
 
+from . import pixel_boost
 from .alignment import align
 from .analysis import SourcePhoto, embedding
 from .device import DeviceSession
@@ -32,8 +34,10 @@ class SwapModel(Protocol):
     def identity(self, photo: SourcePhoto) -> np.ndarray:
         """What the model's `source` input takes for the person of this source photo."""
 
-    def generate(self, frames: Sequence[np.ndarray], jobs: Sequence[SwapJob]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Swapped BGR crops (N, S, S, 3) uint8 for all jobs, one call, and each crop's alignment matrix."""
+    def generate(self, frames: Sequence[np.ndarray],
+                 jobs: Sequence[SwapJob]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Swapped BGR uint8 crops for all jobs, one model call, and each crop's alignment matrix:
+        a job's crop is S x its boost square (models/pixel_boost.py), so sizes may differ."""
 
 
 @dataclass(frozen=True)
@@ -101,17 +105,18 @@ class Swapper:
                                           "target": (3, self.crop.size, self.crop.size)})
         self.host = hub.host
 
-    def generate(self, frames: Sequence[np.ndarray], jobs: Sequence[SwapJob]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def generate(self, frames: Sequence[np.ndarray],
+                 jobs: Sequence[SwapJob]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         crop = self.crop
-        aligned = self.host.map("swap_pre", lambda job: align(frames[job.frame_index], job.face.kps, crop.template,
-                                                              crop.size), jobs)
+        subimages, matrices = pixel_boost.split_jobs(
+            self.host, frames, jobs, crop.size, lambda frame, kps, side: align(frame, kps, crop.template, side))
         with self.host.stage("swap_pre"):
-            target = crop.to_input([made for made, _ in aligned])
-            source = np.stack([job.identity for job in jobs]).astype(np.float32)
+            target = crop.to_input(subimages)
+            source = pixel_boost.job_identities(jobs)
         output = self.session.run(None, {"source": source, "target": target})[0]
         with self.host.stage("swap_post"):
             fakes = crop.from_output(output)
-        return fakes, [matrix for _, matrix in aligned]
+        return pixel_boost.merge_jobs(self.host, fakes, jobs), matrices
 
 
 class ConvertedSwapper(Swapper):

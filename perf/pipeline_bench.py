@@ -5,12 +5,16 @@ call for all faces), swap+paste (classic: warp, colour, blend per face ROI; or i
 one call for all faces + ROI paste-back), encode. Frames: a one-face portrait
 (scikit-image's astronaut) and insightface's six-face group photo, both 640x480.
 
-    .venv/bin/python perf/pipeline_bench.py [--repeats 20] [--swapper classic|inswapper|FAMILY_FILE] [--json out.json]
+    .venv/bin/python perf/pipeline_bench.py [--repeats 20] [--swapper classic|inswapper|FAMILY_FILE]
+        [--pixel-boost 1..4] [--json out.json]
 
 `--swapper inswapper` (or any other family's file: hyperswap_1a_256, simswap_256, ...) runs
 the batched path on a synthetic graph with that model's exact signature and a trivial body
 (no real weights here): its timings show the host work around the model (crops,
-normalisation, output decoding, paste-back), not the model's real cost.
+normalisation, output decoding, paste-back), not the model's real cost. `--pixel-boost T`
+swaps every face at that boost (models/pixel_boost.py): a crop T times the model's size, split
+into T*T sub-images, merged and pasted back; the model's own cost, T*T faces' worth per face
+on a real one, is not in these figures.
 """
 from __future__ import annotations
 
@@ -80,10 +84,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="batches timed per configuration")
     parser.add_argument("--swapper", choices=("classic", "inswapper", *FAMILY_FILES), default="classic",
                         help="classic, or a neural swapper on a graph with its family's signature (host cost only)")
+    parser.add_argument("--pixel-boost", type=int, choices=(1, 2, 3, 4), default=1,
+                        help="neural swappers: each face on a crop this many times the model's size")
     parser.add_argument("--batch-sizes", default="1,4,8")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: default)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.swapper == "classic" and args.pixel_boost != 1:
+        parser.error("--pixel-boost is for the neural swappers")
 
     hub = ModelHub(ModelSettings(threads=args.threads))
     defaults = ServerConfig()
@@ -111,7 +119,8 @@ def main() -> None:
         from models.blend import blend_into
 
         def swap(frames, faces):
-            jobs = [SwapJob(i, face, identity) for i, frame_faces in enumerate(faces) for face in frame_faces]
+            jobs = [SwapJob(i, face, identity, args.pixel_boost) for i, frame_faces in enumerate(faces)
+                    for face in frame_faces]
             fakes, matrices = model.generate(frames, jobs)
             for job, fake, matrix in zip(jobs, fakes, matrices):
                 roi, warped, alpha = paste_region(frames[job.frame_index].shape, matrix, fake)
@@ -119,7 +128,8 @@ def main() -> None:
 
     results = []
     header = f"{'frame':>10} {'batch':>5} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'total':>8} {'fps':>7}"
-    print(f"swapper: {args.swapper}; ms per frame by stage\n{header}\n" + "-" * len(header))
+    print(f"swapper: {args.swapper}, pixel boost {args.pixel_boost}x; ms per frame by stage\n{header}\n"
+          + "-" * len(header))
     for label, image in sample_frames().items():
         jpeg = codec.encode(image)
         for batch in (int(b) for b in args.batch_sizes.split(",")):
@@ -133,7 +143,8 @@ def main() -> None:
             print(f"{label:>10} {batch:>5} " + " ".join(f"{per_frame[s]:>9.2f}" for s in STAGES) + f" {total:>8.2f} {1000 / total:>7.1f}")
             results.append({"frame": label, "batch": batch, "ms_per_frame": per_frame, "total_ms": total})
     if args.json:
-        args.json.write_text(json.dumps({"swapper": args.swapper, "results": results}, indent=2))
+        args.json.write_text(json.dumps({"swapper": args.swapper, "pixel_boost": args.pixel_boost, "results": results},
+                                        indent=2))
 
 
 if __name__ == "__main__":

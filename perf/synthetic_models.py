@@ -66,12 +66,16 @@ def inswapper_like(path: Path, width: int = 4, depth: int = 1, seed: int = 0) ->
 
 
 def swapper_like(path: Path, source_shape: tuple[int, ...] = (LATENT,), side: int = 256, signed: bool = True,
-                 mask: bool = False, seed: int = 0) -> Path:
+                 mask: bool = False, seed: int = 0, positional: bool = False) -> Path:
     """A swapper family's signature: `source` (1, *source_shape), `target` (1, 3, side, side);
     `output` (1, 3, side, side) = tanh (signed families) or sigmoid of `target / 2 + shift`,
     where `shift` tints each channel by the identity (`source @ project`, or for an image source
-    its channel means @ project); `mask` adds hyperswap's second output."""
-    project = (np.random.default_rng(seed).standard_normal((source_shape[0], 3)) * 0.5).astype(np.float32)
+    its channel means @ project); `mask` adds hyperswap's second output. `positional` adds a
+    fixed tint that differs from pixel to pixel, so what comes out depends on where each pixel
+    sat in the input (otherwise any shuffle of the pixels in and its inverse out, a wrong pixel
+    boost split among them, would give the same crop)."""
+    rng = np.random.default_rng(seed)
+    project = (rng.standard_normal((source_shape[0], 3)) * 0.5).astype(np.float32)
     identity = "source"
     nodes = []
     if len(source_shape) == 3:  # a source crop: its colour, not its pixels, tints the output
@@ -81,9 +85,18 @@ def swapper_like(path: Path, source_shape: tuple[int, ...] = (LATENT,), side: in
         helper.make_node("MatMul", [identity, "project"], ["shift"]),
         helper.make_node("Unsqueeze", ["shift", "spatial_axes"], ["shift_map"]),
         helper.make_node("Mul", ["target", "half"], ["half_target"]),
-        helper.make_node("Add", ["half_target", "shift_map"], ["raw"]),
-        helper.make_node("Tanh" if signed else "Sigmoid", ["raw"], ["output"]),
+        helper.make_node("Add", ["half_target", "shift_map"], ["tinted"]),
     ]
+    initializers = [numpy_helper.from_array(project, "project"),
+                    numpy_helper.from_array(np.array([2, 3], np.int64), "spatial_axes"),
+                    numpy_helper.from_array(np.array(0.5, np.float32), "half")]
+    raw = "tinted"
+    if positional:
+        pattern = (rng.standard_normal((1, 3, side, side)) * 0.5).astype(np.float32)
+        initializers.append(numpy_helper.from_array(pattern, "pattern"))
+        nodes.append(helper.make_node("Add", ["tinted", "pattern"], ["raw"]))
+        raw = "raw"
+    nodes.append(helper.make_node("Tanh" if signed else "Sigmoid", [raw], ["output"]))
     outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, side, side])]
     if mask:
         nodes.append(helper.make_node("ReduceMean", ["output"], ["mask"], axes=[1], keepdims=1))
@@ -94,8 +107,7 @@ def swapper_like(path: Path, source_shape: tuple[int, ...] = (LATENT,), side: in
         [helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, *source_shape]),
          helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, side, side])],
         outputs,
-        [numpy_helper.from_array(project, "project"), numpy_helper.from_array(np.array([2, 3], np.int64), "spatial_axes"),
-         numpy_helper.from_array(np.array(0.5, np.float32), "half")],
+        initializers,
     )
     return _save(graph, path)
 

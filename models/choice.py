@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
 from .device import ModelDevice
+from .enhancer import ENHANCERS
 from .frame import FrameProcessor, Passthrough
 from .host import HostPool
 from .hub import ModelHub, ModelSettings
@@ -45,15 +46,20 @@ def _swapper_model(model: str) -> ProcessorFactory:
     return lambda hub: NeuralSwapper(hub, model, name=model)
 
 
+def _enhancer_model(model: str) -> ProcessorFactory:
+    return lambda hub: FaceEnhancer(hub, model, name=model)
+
+
 PROCESSORS: Mapping[str, ProcessorFactory] = MappingProxyType({
     "passthrough": lambda hub: Passthrough(),
     "classic": lambda hub: build_swapper("classic", hub),
     "inswapper": lambda hub: build_swapper("inswapper", hub),
     "auto": lambda hub: build_swapper("auto", hub),
     "face_swapper": lambda hub: build_swapper("auto", hub),  # Deep-Live-Cam's name
-    "enhancer": FaceEnhancer,
+    "enhancer": FaceEnhancer,  # GFPGAN 1.4, as Deep-Live-Cam's
     "face_enhancer": FaceEnhancer,
     **{model: _swapper_model(model) for model in FAMILY_FILES},
+    **{model: _enhancer_model(model) for model in ENHANCERS},
 })
 
 

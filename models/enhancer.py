@@ -1,73 +1,145 @@
-"""GFPGAN face restoration (ONNX, optional), batched over every face of the batch.
+"""Face enhancers (GFPGAN, GPEN-BFR, CodeFormer, RestoreFormer++; ONNX, optional), batched
+over every face of the batch.
 
-Faces are aligned to the FFHQ 512x512 template GFPGAN was trained on, restored in one
-call, and pasted back through a feathered mask inside each face's ROI. It sharpens the
-128x128 output of inswapper, at a high cost: use it on a GPU.
+They restore the detail a 128 or 256 px swap leaves soft, at a high cost: use them on a GPU.
+All see a face alike, so `ENHANCERS` describes each file by what differs: the template and
+size of its crop (models/alignment.py), and whether it takes a fidelity `weight`. The crop
+goes in as input `input`, (N, 3, S, S) float32, RGB, `(x / 255 - 0.5) / 0.5`; output [0] is
+the restored crop in [-1, 1] (clipped, `(x + 1) / 2 * 255`, BGR): `CropFormat`'s half/half
+signed format, the one the [-1, 1] swapper families use.
+
+CodeFormer also takes `weight`, shape (1,) float64: its fidelity, 0 (the most restored) to
+1 (the closest to the face it was given), fed only to a model that declares it (the table
+says which, and a file's inputs are checked against it at start-up). It is one value per
+model call, not one per face, so the faces of clients who chose different weights (the
+`enhancer_weight` option) go in one call per distinct weight; every other enhancer runs
+once for all faces of the batch.
+
+The restored crop goes back through the inverse of its alignment, inside the face's ROI
+only, through a blurred box mask, and by the client's blend amount `b` (the
+`enhancer_blend` option): `addWeighted(frame, 1 - b, pasted, b)` where `pasted` is the
+mask's paste, which is one blend of the frame towards the restored face by `b x mask`.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
+from .alignment import align
 from .blend import Roi, blend_into
+from .device import DeviceSession
 from .face import Face
 from .host import HostPool
+from .swap_models import HALF, CropFormat, check_inputs
 
-SIZE = 512
-# FFHQ-aligned 5-point template (eyes, nose, mouth corners) as fractions of the crop.
-FFHQ_TEMPLATE = np.array(
-    [[0.37691676, 0.46864664], [0.62285697, 0.46912813], [0.50123859, 0.61331904],
-     [0.39308822, 0.72541100], [0.61150205, 0.72490465]], np.float32) * SIZE
+BOX_MASK_BLUR = 0.3  # of half the crop's side, as FaceFusion's default `face_mask_blur`
 
 
-def _align(pair: tuple[np.ndarray, Face]) -> tuple[np.ndarray, np.ndarray]:
-    """The FFHQ-aligned crop of one face, and the frame -> crop affine."""
-    frame, face = pair
-    matrix = cv2.estimateAffinePartial2D(face.kps, FFHQ_TEMPLATE, method=cv2.LMEDS)[0]
-    return matrix, cv2.warpAffine(frame, matrix, (SIZE, SIZE), borderMode=cv2.BORDER_REPLICATE)
+@dataclass(frozen=True)
+class EnhancerModel:
+    """What one enhancer file takes, beside what all of them share."""
+
+    crop: CropFormat  # its template and size (the normalisation and output range are all the same)
+    takes_weight: bool = False  # CodeFormer's fidelity input `weight`
+
+    @property
+    def inputs(self) -> dict[str, tuple[int, ...]]:
+        """Its inputs by name, each shape without the batch axis (`weight` has none: (1,) is one value)."""
+        shapes: dict[str, tuple[int, ...]] = {"input": (3, self.crop.size, self.crop.size)}
+        if self.takes_weight:
+            shapes["weight"] = ()
+        return shapes
 
 
-def _crop_mask() -> np.ndarray:
-    """A soft-edged square in crop space: restored pixels fade out toward the crop border."""
-    mask = np.zeros((SIZE, SIZE), np.float32)
-    border = SIZE // 10
+def _enhancer(template: str, size: int, takes_weight: bool = False) -> EnhancerModel:
+    return EnhancerModel(CropFormat(template, size, HALF, HALF, signed_output=True), takes_weight)
+
+
+# Every enhancer file (models/registry.py has its download and licence): each a `--frame-processor` name.
+ENHANCERS: Mapping[str, EnhancerModel] = {
+    **{f"gfpgan_{version}": _enhancer("ffhq_512", 512) for version in ("1.2", "1.3", "1.4")},
+    "gpen_bfr_256": _enhancer("arcface_128", 256),
+    **{f"gpen_bfr_{size}": _enhancer("ffhq_512", size) for size in (512, 1024, 2048)},
+    "codeformer": _enhancer("ffhq_512", 512, takes_weight=True),
+    "restoreformer_plus_plus": _enhancer("ffhq_512", 512),
+}
+
+
+@dataclass(frozen=True)
+class EnhanceJob:
+    """One face to restore, with its client's choices."""
+
+    frame: np.ndarray  # restored in place
+    face: Face
+    blend: float  # 0..1: how much of the restored face goes over the frame
+    weight: float = 0.5  # CodeFormer's fidelity; the other enhancers have none
+
+
+def box_mask(size: int, blur: float = BOX_MASK_BLUR) -> np.ndarray:
+    """The paste-back mask in crop space (float32, 0..1): ones inside a border of half the blur,
+    blurred (sigma a quarter of it) so the restored face fades out before the crop's edge.
+
+    FaceFusion's box mask at its default blur, with no padding: neither the square's edge nor
+    the pixels the warp replicated past the frame's edge may show."""
+    blur_px = int(size * 0.5 * blur)
+    border = max(blur_px // 2, 1)
+    mask = np.zeros((size, size), np.float32)
     mask[border:-border, border:-border] = 1.0
-    return cv2.GaussianBlur(mask, (0, 0), SIZE / 25)
+    return cv2.GaussianBlur(mask, (0, 0), blur_px * 0.25) if blur_px > 0 else mask
 
 
 class Enhancer:
-    def __init__(self, session: ort.InferenceSession, host: HostPool | None = None) -> None:
+    """One enhancer model over every face of a batch: one crop per face, the model called once
+    (once per distinct weight for CodeFormer), each face pasted back by its own blend amount."""
+
+    def __init__(self, name: str, session: DeviceSession, host: HostPool | None = None) -> None:
+        self.model = ENHANCERS[name]
+        check_inputs(session, name, self.model.inputs)
         self.session = session
         self.host = host or HostPool()
-        self._input_name = session.get_inputs()[0].name
-        self._mask = _crop_mask()
+        self._mask = box_mask(self.model.crop.size)
 
-    def enhance(self, frames: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> None:
-        """Restore every face in place; `faces[i]` belong to `frames[i]`."""
-        pairs = [(frame, face) for frame, frame_faces in zip(frames, faces) for face in frame_faces]
-        if not pairs:
+    def enhance(self, jobs: Sequence[EnhanceJob]) -> None:
+        """Restore every job's face in its frame, in place (a frame's faces in their order)."""
+        if not jobs:
             return
-        aligned = self.host.map("enhance_pre", _align, pairs)
-        matrices, crops = [matrix for matrix, _ in aligned], [crop for _, crop in aligned]
+        crop = self.model.crop
+        aligned = self.host.map("enhance_pre", lambda job: align(job.frame, job.face.kps, crop.template, crop.size),
+                                jobs)
         with self.host.stage("enhance_pre"):
-            blob = cv2.dnn.blobFromImages(crops, 1.0 / 127.5, (SIZE, SIZE), (127.5, 127.5, 127.5), swapRB=True)
-        restored = self.session.run(None, {self._input_name: blob})[0]
-        with self.host.stage("enhance_post"):
-            restored = np.clip((restored.transpose(0, 2, 3, 1) + 1) * 127.5, 0, 255).astype(np.uint8)[..., ::-1]
-        by_frame: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-        for (frame, _), matrix, face_crop in zip(pairs, matrices, restored):
-            by_frame.setdefault(id(frame), []).append((frame, matrix, face_crop))
+            blob = crop.to_input([made for made, _ in aligned])
+        restored = np.empty((len(jobs), crop.size, crop.size, 3), np.uint8)
+        for faces, feeds in self._calls(blob, jobs):
+            output = self.session.run(None, feeds)[0]
+            with self.host.stage("enhance_post"):
+                restored[faces] = crop.from_output(output)
+        by_frame: dict[int, list[tuple[EnhanceJob, np.ndarray, np.ndarray]]] = {}
+        for job, (_, matrix), face_crop in zip(jobs, aligned, restored):
+            by_frame.setdefault(id(job.frame), []).append((job, matrix, face_crop))
         self.host.map("enhance_paste", self._paste_frame, list(by_frame.values()))
 
-    def _paste_frame(self, restored: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    def _calls(self, blob: np.ndarray,
+               jobs: Sequence[EnhanceJob]) -> list[tuple[slice | list[int], dict[str, np.ndarray]]]:
+        """The model calls of one batch, each with the faces it restores: all at once, or, for a
+        model whose `weight` is one value per call, one call per distinct weight."""
+        if not self.model.takes_weight:
+            return [(slice(None), {"input": blob})]
+        by_weight: dict[float, list[int]] = {}
+        for index, job in enumerate(jobs):
+            by_weight.setdefault(float(job.weight), []).append(index)
+        return [(faces, {"input": blob[faces], "weight": np.array([weight], np.float64)})
+                for weight, faces in by_weight.items()]
+
+    def _paste_frame(self, restored: list[tuple[EnhanceJob, np.ndarray, np.ndarray]]) -> None:
         """One frame's restored faces, in order (their ROIs may overlap)."""
-        for frame, matrix, face_crop in restored:
-            roi, to_roi = Roi.of_crop(matrix, SIZE, 0, frame.shape[0], frame.shape[1])
+        for job, matrix, face_crop in restored:
+            frame = job.frame
+            roi, to_roi = Roi.of_crop(matrix, face_crop.shape[0], 0, frame.shape[0], frame.shape[1])
             if roi.empty:
                 continue
-            warped = cv2.warpAffine(np.ascontiguousarray(face_crop), to_roi, roi.size, borderMode=cv2.BORDER_REPLICATE)
+            warped = cv2.warpAffine(face_crop, to_roi, roi.size, borderMode=cv2.BORDER_REPLICATE)
             alpha = cv2.warpAffine(self._mask, to_roi, roi.size, borderValue=0.0)
-            blend_into(frame, roi, warped, alpha)
+            blend_into(frame, roi, warped, alpha * np.float32(job.blend))

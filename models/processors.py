@@ -1,4 +1,4 @@
-"""The face pipeline's frame processors: the two swappers and the enhancer.
+"""The face pipeline's frame processors: the two swappers and the enhancers.
 
 Each is a `frame.FrameProcessor`: `prepare_source(image)` once per client source photo,
 `process(frames, contexts)` once per batch, every model step one ONNX call for all faces of
@@ -20,7 +20,7 @@ import numpy as np
 from . import classic, pixel_boost
 from .analysis import FaceAnalyser, embedding
 from .blend import Patch, paste
-from .enhancer import Enhancer
+from .enhancer import EnhanceJob, Enhancer
 from .face import Face, SwapJob
 from .frame import FrameContext
 from .host import HostPool
@@ -181,24 +181,35 @@ class NeuralSwapper:
 
 
 class FaceEnhancer:
-    """GFPGAN restoration of every face (after a swapper, as Deep-Live-Cam's `face_enhancer`).
+    """An enhancer model (models/enhancer.py's `ENHANCERS`: GFPGAN, GPEN-BFR, CodeFormer,
+    RestoreFormer++) restoring every face after a swapper, as Deep-Live-Cam's `face_enhancer`.
 
     It restores the faces the swapper tracked in the same frame, handed over in the frame's
     `scratch` (`analysis.ANALYSED`, which `analyse_tracked` writes and reads): the same
-    smoothed, held faces, and no second detection. Alone, it finds the faces itself."""
+    smoothed, held faces, and no second detection. Alone, it finds the faces itself. Each
+    client's `enhancer_blend` (0 leaves its frames alone, without a model call) and
+    `enhancer_weight` (CodeFormer's fidelity) apply to its own faces."""
 
-    name = "enhancer"
-
-    def __init__(self, hub: ModelHub, model_path: Path | None = None) -> None:
-        self.enhancer = Enhancer(hub.session("gfpgan_1.4", model_path), hub.host)
+    def __init__(self, hub: ModelHub, model: str = "gfpgan_1.4", model_path: Path | None = None,
+                 name: str = "enhancer") -> None:
+        self.name = name
+        self.enhancer = Enhancer(model, hub.session(model, model_path), hub.host)
         self.analyser = hub.analyser
+        log.info("face enhancer %s; licence: %s", model, MODELS[model].licence)
 
     def prepare_source(self, image: np.ndarray) -> None:
         return None
 
     def process(self, frames: Sequence[np.ndarray], contexts: Sequence[FrameContext]) -> list[np.ndarray]:
         chosen = [i for i, c in enumerate(contexts)  # only swapped frames: the others come back as sent
-                  if (any(s is not None for s in c.sources.values()) or c.face_map) and c.options.get("opacity", 1.0) > 0]
-        images = [frames[i] for i in chosen]
-        self.enhancer.enhance(images, self.analyser.analyse_tracked(images, [contexts[i] for i in chosen], False))
+                  if (any(s is not None for s in c.sources.values()) or c.face_map)
+                  and c.options.get("opacity", 1.0) > 0 and _enhance_choices(c.options)[0] > 0]
+        faces = self.analyser.analyse_tracked([frames[i] for i in chosen], [contexts[i] for i in chosen], False)
+        self.enhancer.enhance([EnhanceJob(frames[index], face, *_enhance_choices(contexts[index].options))
+                               for index, frame_faces in zip(chosen, faces) for face in frame_faces])
         return list(frames)
+
+
+def _enhance_choices(options: Mapping[str, Any]) -> tuple[float, float]:
+    """A client's blend amount (0..1, from its `enhancer_blend` percentage) and CodeFormer fidelity."""
+    return float(options.get("enhancer_blend", 80)) / 100, float(options.get("enhancer_weight", 0.5))

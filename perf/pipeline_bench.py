@@ -2,11 +2,12 @@
 
 Stages: decode (TurboJPEG), detect (SCRFD, one call per batch), landmarks (2d106det, one
 call for all faces), swap+paste (classic: warp, colour, blend per face ROI; or inswapper:
-one call for all faces + ROI paste-back), encode. Frames: a one-face portrait
-(scikit-image's astronaut) and insightface's six-face group photo, both 640x480.
+one call for all faces + ROI paste-back), enhance (with `--enhancer`), encode. Frames: a
+one-face portrait (scikit-image's astronaut) and insightface's six-face group photo, both
+640x480.
 
     .venv/bin/python perf/pipeline_bench.py [--repeats 20] [--swapper classic|inswapper|FAMILY_FILE]
-        [--pixel-boost 1..4] [--json out.json]
+        [--pixel-boost 1..4] [--enhancer ENHANCER] [--json out.json]
 
 `--swapper inswapper` (or any other family's file: hyperswap_1a_256, simswap_256, ...) runs
 the batched path on a synthetic graph with that model's exact signature and a trivial body
@@ -14,7 +15,11 @@ the batched path on a synthetic graph with that model's exact signature and a tr
 normalisation, output decoding, paste-back), not the model's real cost. `--pixel-boost T`
 swaps every face at that boost (models/pixel_boost.py): a crop T times the model's size, split
 into T*T sub-images, merged and pasted back; the model's own cost, T*T faces' worth per face
-on a real one, is not in these figures.
+on a real one, is not in these figures. `--enhancer NAME` (gfpgan_1.4, gpen_bfr_512,
+codeformer, ...) does the same for a face enhancer after the swap, its faces blended at the
+default 80%, and also gives its host milliseconds per face (`enh/face`: the enhance stage less
+the synthetic model's calls): its crop at the model's size, normalisation, decoding and
+paste-back (a 2048 px model's crop has 16 times a 512 px one's pixels).
 """
 from __future__ import annotations
 
@@ -31,14 +36,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import classic  # noqa: E402
+from models.enhancer import ENHANCERS, EnhanceJob, Enhancer  # noqa: E402
 from models.hub import ModelHub, ModelSettings  # noqa: E402
 from models.processors import NeuralSwapper  # noqa: E402
 from models.swap_models import FAMILY_FILES  # noqa: E402
-from perf.synthetic_models import family_like, inswapper_like  # noqa: E402
+from perf.synthetic_models import enhancer_file_like, family_like, inswapper_like  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 from server.jpeg import JpegCodec  # noqa: E402
 
-STAGES = ("decode", "detect", "landmarks", "swap", "encode")
+STAGES = ("decode", "detect", "landmarks", "swap", "enhance", "encode")
 
 
 def sample_frames() -> dict[str, np.ndarray]:
@@ -64,7 +70,7 @@ class StageTimes:
         return now
 
 
-def run_batch(hub: ModelHub, codec: JpegCodec, jpegs: list[bytes], swap, times: StageTimes) -> None:
+def run_batch(hub: ModelHub, codec: JpegCodec, jpegs: list[bytes], swap, enhance, times: StageTimes) -> None:
     start = time.perf_counter()
     frames = [codec.decode(j) for j in jpegs]
     start = times.add("decode", start)
@@ -74,6 +80,9 @@ def run_batch(hub: ModelHub, codec: JpegCodec, jpegs: list[bytes], swap, times: 
     start = times.add("landmarks", start)
     swap(frames, faces)
     start = times.add("swap", start)
+    if enhance is not None:
+        enhance(frames, faces)
+        start = times.add("enhance", start)
     for frame in frames:
         codec.encode(frame)
     times.add("encode", start)
@@ -86,6 +95,8 @@ def main() -> None:
                         help="classic, or a neural swapper on a graph with its family's signature (host cost only)")
     parser.add_argument("--pixel-boost", type=int, choices=(1, 2, 3, 4), default=1,
                         help="neural swappers: each face on a crop this many times the model's size")
+    parser.add_argument("--enhancer", choices=tuple(ENHANCERS),
+                        help="a face enhancer after the swap, on a graph with its signature (host cost only)")
     parser.add_argument("--batch-sizes", default="1,4,8")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: default)")
     parser.add_argument("--json", type=Path)
@@ -126,24 +137,49 @@ def main() -> None:
                 roi, warped, alpha = paste_region(frames[job.frame_index].shape, matrix, fake)
                 blend_into(frames[job.frame_index], roi, warped, alpha)
 
+    enhance, enhancer_device = None, None
+    if args.enhancer:
+        directory = Path(tempfile.mkdtemp())
+        enhancer_hub = ModelHub(ModelSettings(threads=args.threads, models_dir=directory))
+        enhancer_file_like(directory, args.enhancer)
+        enhancer = Enhancer(args.enhancer, enhancer_hub.session(args.enhancer), hub.host)
+        enhancer_device = enhancer_hub.device  # its busy time is the synthetic model's, not host work
+
+        def enhance(frames, faces):
+            enhancer.enhance([EnhanceJob(frame, face, blend=0.8)
+                              for frame, frame_faces in zip(frames, faces) for face in frame_faces])
+
+    stages = [s for s in STAGES if s != "enhance" or enhance is not None]
     results = []
-    header = f"{'frame':>10} {'batch':>5} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'total':>8} {'fps':>7}"
-    print(f"swapper: {args.swapper}, pixel boost {args.pixel_boost}x; ms per frame by stage\n{header}\n"
+    header = (f"{'frame':>10} {'batch':>5} " + " ".join(f"{s:>9}" for s in stages) + f" {'total':>8} {'fps':>7}"
+              + (f" {'enh/face':>8}" if enhance else ""))
+    print(f"swapper: {args.swapper}, pixel boost {args.pixel_boost}x; enhancer: {args.enhancer or 'none'}; "
+          f"ms per frame by stage\n{header}\n"
           + "-" * len(header))
     for label, image in sample_frames().items():
         jpeg = codec.encode(image)
+        faces_per_frame = len(hub.analyser.detector.detect([codec.decode(jpeg)])[0])
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             jpegs = [jpeg] * batch
-            run_batch(hub, codec, jpegs, swap, StageTimes())  # warm-up
+            run_batch(hub, codec, jpegs, swap, enhance, StageTimes())  # warm-up
             times = StageTimes()
+            model_s = enhancer_device.busy_s_total if enhancer_device else 0.0
             for _ in range(args.repeats):
-                run_batch(hub, codec, jpegs, swap, times)
-            per_frame = {s: t / (args.repeats * batch) * 1000 for s, t in times.seconds.items()}
+                run_batch(hub, codec, jpegs, swap, enhance, times)
+            model_s = (enhancer_device.busy_s_total if enhancer_device else 0.0) - model_s
+            per_frame = {s: times.seconds[s] / (args.repeats * batch) * 1000 for s in stages}
             total = sum(per_frame.values())
-            print(f"{label:>10} {batch:>5} " + " ".join(f"{per_frame[s]:>9.2f}" for s in STAGES) + f" {total:>8.2f} {1000 / total:>7.1f}")
-            results.append({"frame": label, "batch": batch, "ms_per_frame": per_frame, "total_ms": total})
+            row = {"frame": label, "batch": batch, "ms_per_frame": per_frame, "total_ms": total}
+            line = f"{label:>10} {batch:>5} " + " ".join(f"{per_frame[s]:>9.2f}" for s in stages) + f" {total:>8.2f} {1000 / total:>7.1f}"
+            if enhance is not None:
+                host_s = times.seconds["enhance"] - model_s
+                row["enhance_host_ms_per_face"] = host_s / (args.repeats * batch * max(faces_per_frame, 1)) * 1000
+                line += f" {row['enhance_host_ms_per_face']:>8.2f}"
+            print(line)
+            results.append(row)
     if args.json:
-        args.json.write_text(json.dumps({"swapper": args.swapper, "pixel_boost": args.pixel_boost, "results": results},
+        args.json.write_text(json.dumps({"swapper": args.swapper, "pixel_boost": args.pixel_boost,
+                                         "enhancer": args.enhancer, "results": results},
                                         indent=2))
 
 

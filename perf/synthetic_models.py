@@ -7,8 +7,9 @@ real loading, batch-dim patching, batching and paste-back code runs on it. `widt
 
 `swapper_like` has any swapper family's inputs (`source`: an identity vector or a source
 crop; `target` [1,3,S,S]) and output (`output` [1,3,S,S] in -1..1 or 0..1, hyperswap's extra
-`mask`), `converter_like` an embedding converter's; both compute so little that a test can
-predict every output pixel in NumPy.
+`mask`), `converter_like` an embedding converter's and `enhancer_like` a face enhancer's
+(`input`, CodeFormer's `weight`, `output`); all compute so little that a test can predict
+every output pixel in NumPy.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from models.enhancer import ENHANCERS
+from models.registry import MODELS
 from models.swap_models import SWAP_MODELS, Hyperswap
 
 LATENT = 512
@@ -148,20 +151,38 @@ def _save(graph: onnx.GraphProto, path: Path) -> Path:
     return path
 
 
-def gfpgan_like(path: Path, seed: int = 0) -> Path:
-    """GFPGANv1.4.onnx's signature: `input` [1,3,512,512] in -1..1 -> `output` [1,3,512,512] in -1..1.
+def enhancer_like(path: Path, side: int = 512, weight: bool = False, seed: int = 0) -> Path:
+    """A face enhancer's signature: `input` (1, 3, side, side) in -1..1 -> `output` (1, 3, side,
+    side) in -1..1, and with `weight`, CodeFormer's second input `weight` (1,) float64.
 
-    Computes a sharpened, slightly brightened copy of its input, so that a test can see
-    where restored faces were pasted.
+    Computes tanh of a sharpened input whose channels are mixed unevenly (so red and blue
+    cannot be swapped unnoticed) plus a per-channel tint times `weight` (so the fidelity fed
+    shows in the output): a test can see where restored faces were pasted and predict them.
     """
+    rng = np.random.default_rng(seed)
     kernel = np.zeros((3, 3, 3, 3), np.float32)
     for channel in range(3):
         kernel[channel, channel] = [[0, -0.5, 0], [-0.5, 3.0, -0.5], [0, -0.5, 0]]
-    graph = helper.make_graph(
-        [_conv("sharpen", ["input", "kernel"], "sharp"), helper.make_node("Tanh", ["sharp"], ["output"])],
-        "gfpgan_like",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 512, 512])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 512, 512])],
-        [numpy_helper.from_array(kernel, "kernel")],
-    )
+    kernel[:, :, 1, 1] += rng.uniform(-0.4, 0.4, (3, 3)).astype(np.float32)
+    nodes = [_conv("sharpen", ["input", "kernel"], "sharp")]
+    initializers = [numpy_helper.from_array(kernel, "kernel")]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, side, side])]
+    last = "sharp"
+    if weight:
+        inputs.append(helper.make_tensor_value_info("weight", TensorProto.DOUBLE, [1]))
+        initializers.append(numpy_helper.from_array(np.array([0.8, -0.6, 0.4], np.float32).reshape(1, 3, 1, 1), "tint"))
+        nodes += [helper.make_node("Cast", ["weight"], ["weight_float"], to=TensorProto.FLOAT),
+                  helper.make_node("Mul", ["tint", "weight_float"], ["shift"]),
+                  helper.make_node("Add", ["sharp", "shift"], ["shifted"])]
+        last = "shifted"
+    nodes.append(helper.make_node("Tanh", [last], ["output"]))
+    graph = helper.make_graph(nodes, "enhancer_like", inputs,
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, side, side])],
+                              initializers)
     return _save(graph, path)
+
+
+def enhancer_file_like(directory: Path, name: str, seed: int = 0) -> Path:
+    """Enhancer `name`'s file (models/enhancer.py: its crop size, whether it takes `weight`) in `directory`."""
+    model = ENHANCERS[name]
+    return enhancer_like(directory / MODELS[name].filename, model.crop.size, model.takes_weight, seed)

@@ -105,6 +105,10 @@ OPTIONS: dict[str, Option] = {option.name: option for option in (
     Option("opacity", 1.0, "opacity", "blend of the swapped face over the original: 0 (swap off) .. 1", low=0, high=1),
     Option("color_correction", True, "colour", "match the swapped face's colour to the target's skin and light"),
     Option("sharpness", 0.0, "sharpness", "sharpen the swapped face only: 0 off .. 5", low=0, high=5),
+    Option("enhancer_blend", 80.0, "enhance", "how much of the restored face a face enhancer (--frame-processor "
+           "gfpgan_1.4, codeformer, ...) blends over the frame: 0 off .. 100", low=0, high=100),
+    Option("enhancer_weight", 0.5, "fidelity", "CodeFormer's fidelity: 0 (most restored) .. 1 (closest to the face "
+           "it was given); other enhancers ignore it", low=0, high=1),
     Option("blend", "feather", "blend", "feather: soft mask; poisson: seamless clone (OpenCV), costlier",
            choices=("feather", "poisson")),
     Option("mirror", False, "mirror", "flip frames horizontally, as a selfie camera shows you"),

@@ -9,14 +9,14 @@ from models.frame import FrameContext
 from models.hub import ModelHub, ModelSettings
 from models.processors import ClassicSwapper, FaceEnhancer, NeuralSwapper
 from models.registry import ModelError
-from perf.synthetic_models import gfpgan_like, inswapper_like
+from perf.synthetic_models import enhancer_like, inswapper_like
 from tests import media
 
 OPTIONS = {"many_faces": True, "opacity": 1.0}
 
 
 def test_enhancer_changes_faces_only(hub, tmp_path):
-    enhancer = FaceEnhancer(hub, model_path=gfpgan_like(tmp_path / "GFPGANv1.4.onnx"))
+    enhancer = FaceEnhancer(hub, model_path=enhancer_like(tmp_path / "GFPGANv1.4.onnx"))
     frame = media.group_photo()
     swapped, alone = enhancer.process([frame.copy(), frame.copy()], [FrameContext(sources={"classic": "a face"}, options=OPTIONS), FrameContext(options=OPTIONS)])
     assert np.array_equal(alone, frame), "a client without a source face gets its frame back as sent"
@@ -31,7 +31,7 @@ def test_enhancer_after_a_swapper_enhances_its_tracked_faces_with_no_second_dete
     """The enhancer follows the swapper's tracks: one detection per frame, and a face the
     detector misses for a frame (still swapped, held by its track) is still enhanced."""
     swapper = build_swapper("classic", hub)
-    enhancer = FaceEnhancer(hub, model_path=gfpgan_like(tmp_path / "GFPGANv1.4.onnx"))
+    enhancer = FaceEnhancer(hub, model_path=enhancer_like(tmp_path / "GFPGANv1.4.onnx"))
     group = media.group_photo()
     people = hub.analyser.detector.detect([group])[0]
     client = FrameContext(options={"many_faces": True}, sources={"classic": swapper.prepare_source(group)})

@@ -2,8 +2,8 @@
 
 Each face is paired with its own client's latent (ArcFace embedding x emap, normalized,
 computed once per source): its identity. The crop is insightface's own (`norm_crop2`), so the
-result equals insightface's `INSwapper.get(..., paste_back=True)`; the paste-back
-(models/paste_back.py) is that reference's blend, inside each face's ROI.
+swapped crops equal insightface's `INSwapper.get(..., paste_back=False)`; they are pasted back
+(models/paste_back.py) through the masks the client chose (models/masks.py), as every family's.
 """
 from __future__ import annotations
 

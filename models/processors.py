@@ -25,6 +25,7 @@ from .face import Face, SwapJob
 from .frame import FrameContext
 from .host import HostPool
 from .hub import ModelHub
+from .masks import MaskJob
 from .paste_back import patch
 from .recognizer import cosine
 from .registry import ModelError, require
@@ -117,7 +118,9 @@ class NeuralSwapper:
     """Swapper models (models/swap_models.py: inswapper_128, hyperswap, ...) over all faces of
     all frames of the batch, each face with its own client's identity: faces are found once for
     the whole batch, then each model runs once for the faces of the clients that chose it (the
-    `swapper` option; its first model for the others)."""
+    `swapper` option; its first model for the others). Each swapped crop is pasted through the
+    masks its client chose (models/masks.py: `face_mask_types`, ...), each mask model once for
+    the batch."""
 
     def __init__(self, hub: ModelHub, model: str = "inswapper_128", model_path: Path | None = None,
                  name: str = "inswapper") -> None:
@@ -131,11 +134,12 @@ class NeuralSwapper:
         self.name = name
         self.models: dict[str, SwapModel] = {name: SWAP_MODELS[model](model, hub, path)}
         self.analyser = hub.analyser
+        self.masker = hub.masker
         self.host = hub.host
 
     @property
     def option_choices(self) -> dict[str, tuple[str, ...]]:
-        return {"swapper": tuple(self.models)}
+        return {"swapper": tuple(self.models), "face_mask_types": self.masker.types}
 
     def join(self, other: NeuralSwapper) -> None:
         """Take `other`'s models as further choices (a server loading several swappers runs one
@@ -170,8 +174,14 @@ class NeuralSwapper:
             if jobs:
                 fakes, matrices = self.models[model].generate(frames, jobs)
                 made += zip(jobs, fakes, matrices)
-        patches = self.host.map("paste", lambda one: patch(frames[one[0].frame_index].shape, one[0].face, one[2],
-                                                                one[1]), made)
+        masks = self.masker.masks([MaskJob(frames[job.frame_index], matrix, fake, contexts[job.frame_index].options)
+                                   for job, fake, matrix in made])  # before anything is pasted: the target as it is
+
+        def patch_of(item: tuple[SwapJob, np.ndarray, np.ndarray, np.ndarray]) -> Patch:
+            job, fake, matrix, mask = item
+            return patch(frames[job.frame_index].shape, job.face, matrix, fake, mask)
+
+        patches = self.host.map("paste", patch_of, [(*one, mask) for one, mask in zip(made, masks)])
         _paste(self.host, frames, contexts, [(job.frame_index, one) for (job, _, _), one in zip(made, patches)])
         return list(frames)
 

@@ -21,7 +21,7 @@ INSIGHTFACE_TERMS = "InsightFace weights: non-commercial research use only"
 class ModelSpec:
     name: str
     filename: str
-    role: str  # detector | recognizer | landmarks | swapper | converter | enhancer
+    role: str  # detector | recognizer | landmarks | swapper | converter | occluder | parser | enhancer
     licence: str
     family: str | None = None  # swappers: the class that runs them (models/swap_models.py's FAMILIES)
     sha256: str | None = None  # pinned where the exact file is known
@@ -57,6 +57,14 @@ _FAMILY_FILES = (
     ("hififace_unofficial_256", "hififace", "models-3.1.0", "unknown (GuijiAI, 2021)"),
     ("blendswap_256", "blendswap", "models-3.0.0", "non-commercial (mapooon, 2023)"),
     ("uniface_256", "uniface", "models-3.0.0", "unknown (xc-csc101, 2022)"),
+)
+# FaceFusion's mask models (models/masks.py): name, role, release tag, licence.
+_MASK_FILES = (
+    ("xseg_1", "occluder", "models-3.1.0", "GPL-3.0 (DeepFaceLab)"),
+    ("xseg_2", "occluder", "models-3.1.0", "GPL-3.0 (DeepFaceLab)"),
+    ("xseg_3", "occluder", "models-3.2.0", "GPL-3.0 (DeepFaceLab)"),
+    ("bisenet_resnet_18", "parser", "models-3.1.0", "MIT (yakhyo)"),
+    ("bisenet_resnet_34", "parser", "models-3.0.0", "MIT (yakhyo)"),
 )
 _BUFFALO_L = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
 
@@ -106,6 +114,8 @@ MODELS: dict[str, ModelSpec] = {
         *(ModelSpec(name, f"{name}.onnx", "converter", "not stated (FaceFusion's assets)",
                     **_facefusion("models-3.4.0", name))
           for name in ("crossface_simswap", "crossface_ghost", "crossface_hififace")),
+        *(ModelSpec(name, f"{name}.onnx", role, licence, **_facefusion(tag, name))
+          for name, role, tag, licence in _MASK_FILES),
         ModelSpec(
             "gfpgan_1.4", "GFPGANv1.4.onnx", "enhancer", "Apache-2.0 (GFPGAN, TencentARC)", size_mb=340,
             url="https://github.com/facefusion/facefusion-assets/releases/download/models/gfpgan_1.4.onnx",

@@ -5,12 +5,19 @@ call for all faces), swap+paste (classic: warp, colour, blend per face ROI; or i
 one call for all faces + ROI paste-back), encode. Frames: a one-face portrait
 (scikit-image's astronaut) and insightface's six-face group photo, both 640x480.
 
-    .venv/bin/python perf/pipeline_bench.py [--repeats 20] [--swapper classic|inswapper|FAMILY_FILE] [--json out.json]
+    .venv/bin/python perf/pipeline_bench.py [--repeats 20] [--swapper classic|inswapper|FAMILY_FILE]
+                                            [--masks box,occlusion,region] [--json out.json]
 
 `--swapper inswapper` (or any other family's file: hyperswap_1a_256, simswap_256, ...) runs
 the batched path on a synthetic graph with that model's exact signature and a trivial body
 (no real weights here): its timings show the host work around the model (crops,
 normalisation, output decoding, paste-back), not the model's real cost.
+
+`--masks` (neural swappers; default `box`) pastes through those masks (models/masks.py), the
+occluder and the face parser as synthetic graphs with xseg's and bisenet's signatures, and
+prints each mask's host cost per face: the CPU time of its host stages (the target crops at
+256 px and their decoding for occlusion; the swapped crops at 512 px and the decoding of 19
+scores a pixel for region; `mask_combine`, their minimum), not the mask models' own time.
 """
 from __future__ import annotations
 
@@ -27,14 +34,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import classic  # noqa: E402
+from models.blend import blend_into  # noqa: E402
+from models.face import SwapJob  # noqa: E402
 from models.hub import ModelHub, ModelSettings  # noqa: E402
+from models.masks import MASK_TYPES, MaskJob  # noqa: E402
+from models.paste_back import paste_region  # noqa: E402
 from models.processors import NeuralSwapper  # noqa: E402
 from models.swap_models import FAMILY_FILES  # noqa: E402
-from perf.synthetic_models import family_like, inswapper_like  # noqa: E402
+from models.work import WorkAccount, working_on  # noqa: E402
+from perf.synthetic_models import bisenet_like, family_like, inswapper_like, xseg_like  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 from server.jpeg import JpegCodec  # noqa: E402
 
 STAGES = ("decode", "detect", "landmarks", "swap", "encode")
+MASK_STAGES = tuple(f"mask_{kind}" for kind in MASK_TYPES) + ("mask_combine",)
 
 
 def sample_frames() -> dict[str, np.ndarray]:
@@ -80,10 +93,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="batches timed per configuration")
     parser.add_argument("--swapper", choices=("classic", "inswapper", *FAMILY_FILES), default="classic",
                         help="classic, or a neural swapper on a graph with its family's signature (host cost only)")
+    parser.add_argument("--masks", default="box",
+                        help="neural swappers: the masks to paste through, comma-separated among "
+                             f"{', '.join(MASK_TYPES)} (occluder and parser as synthetic graphs); their host cost "
+                             "per face")
     parser.add_argument("--batch-sizes", default="1,4,8")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: default)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    masks = [kind for kind in args.masks.split(",") if kind]
+    if any(kind not in MASK_TYPES for kind in masks):
+        parser.error(f"--masks: among {', '.join(MASK_TYPES)}")
+    if args.swapper == "classic" and args.masks != parser.get_default("masks"):
+        parser.error("--masks: the masks are the neural swappers' (--swapper inswapper or a family's file)")
 
     hub = ModelHub(ModelSettings(threads=args.threads))
     defaults = ServerConfig()
@@ -99,41 +121,61 @@ def main() -> None:
                     classic.swap_face(frame, face, source, options)
     else:
         directory = Path(tempfile.mkdtemp())
+        xseg_like(directory / "xseg_1.onnx")
+        bisenet_like(directory / "bisenet_resnet_18.onnx")
+        neural_hub = ModelHub(ModelSettings(threads=args.threads, models_dir=directory,
+                                            face_occluder="xseg_1" if "occlusion" in masks else None,
+                                            face_parser="bisenet_resnet_18" if "region" in masks else None))
         if args.swapper == "inswapper":
-            neural = NeuralSwapper(hub, model_path=inswapper_like(directory / "inswapper_128.onnx"))
+            neural = NeuralSwapper(neural_hub, model_path=inswapper_like(directory / "inswapper_128.onnx"))
         else:
-            neural = NeuralSwapper(ModelHub(ModelSettings(threads=args.threads, models_dir=directory)), args.swapper,
-                                   model_path=family_like(directory, args.swapper), name=args.swapper)
+            neural = NeuralSwapper(neural_hub, args.swapper, model_path=family_like(directory, args.swapper),
+                                   name=args.swapper)
         model = neural.models[neural.name]
         identity = neural.prepare_source(tom).identities[neural.name]
-        from models.face import SwapJob
-        from models.paste_back import paste_region
-        from models.blend import blend_into
+        mask_options = {"face_mask_types": masks}
 
         def swap(frames, faces):
             jobs = [SwapJob(i, face, identity) for i, frame_faces in enumerate(faces) for face in frame_faces]
             fakes, matrices = model.generate(frames, jobs)
-            for job, fake, matrix in zip(jobs, fakes, matrices):
-                roi, warped, alpha = paste_region(frames[job.frame_index].shape, matrix, fake)
+            crop_masks = neural.masker.masks([MaskJob(frames[job.frame_index], matrix, fake, mask_options)
+                                              for job, fake, matrix in zip(jobs, fakes, matrices)])
+            for job, fake, matrix, mask in zip(jobs, fakes, matrices, crop_masks):
+                roi, warped, alpha = paste_region(frames[job.frame_index].shape, matrix, fake, mask)
                 blend_into(frames[job.frame_index], roi, warped, alpha)
 
     results = []
     header = f"{'frame':>10} {'batch':>5} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'total':>8} {'fps':>7}"
-    print(f"swapper: {args.swapper}; ms per frame by stage\n{header}\n" + "-" * len(header))
+    masked = f"; masks {'+'.join(masks) or 'none'}" if args.swapper != "classic" else ""
+    print(f"swapper: {args.swapper}{masked}; ms per frame by stage\n{header}\n" + "-" * len(header))
+    mask_rows = []
     for label, image in sample_frames().items():
         jpeg = codec.encode(image)
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             jpegs = [jpeg] * batch
             run_batch(hub, codec, jpegs, swap, StageTimes())  # warm-up
             times = StageTimes()
-            for _ in range(args.repeats):
-                run_batch(hub, codec, jpegs, swap, times)
+            account = WorkAccount(priority=time.monotonic())  # the host stages' CPU time (the masks')
+            with working_on(account):
+                for _ in range(args.repeats):
+                    run_batch(hub, codec, jpegs, swap, times)
             per_frame = {s: t / (args.repeats * batch) * 1000 for s, t in times.seconds.items()}
             total = sum(per_frame.values())
             print(f"{label:>10} {batch:>5} " + " ".join(f"{per_frame[s]:>9.2f}" for s in STAGES) + f" {total:>8.2f} {1000 / total:>7.1f}")
-            results.append({"frame": label, "batch": batch, "ms_per_frame": per_frame, "total_ms": total})
+            row = {"frame": label, "batch": batch, "ms_per_frame": per_frame, "total_ms": total}
+            faces = len(hub.analyser.detector.detect([image])[0]) * batch * args.repeats
+            if args.swapper != "classic" and faces:
+                row["mask_host_ms_per_face"] = {s: 1000 * account.host_cpu_s[s] / faces for s in MASK_STAGES}
+                mask_rows.append(row)
+            results.append(row)
+    if mask_rows:
+        header = f"{'frame':>10} {'batch':>5} " + " ".join(f"{s:>14}" for s in MASK_STAGES)
+        print(f"\nmask host CPU, ms per face\n{header}\n" + "-" * len(header))
+        for row in mask_rows:
+            print(f"{row['frame']:>10} {row['batch']:>5} "
+                  + " ".join(f"{row['mask_host_ms_per_face'][s]:>14.3f}" for s in MASK_STAGES))
     if args.json:
-        args.json.write_text(json.dumps({"swapper": args.swapper, "results": results}, indent=2))
+        args.json.write_text(json.dumps({"swapper": args.swapper, "masks": masks, "results": results}, indent=2))
 
 
 if __name__ == "__main__":

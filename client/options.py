@@ -13,8 +13,8 @@ from protocol.options import OPTIONS, Option
 # The options with a command-line flag (their starting value, sent after every connect), in
 # the order --help lists them; the keys of the window reach some of them (controls.py).
 FLAGS: tuple[Option, ...] = tuple(OPTIONS[name] for name in (
-    "swapper", "pixel_boost", "many_faces", "mouth_mask", "opacity", "color_correction", "smoothing", "mirror",
-    "enhancer_blend", "enhancer_weight"))
+    "swapper", "pixel_boost", "many_faces", "mouth_mask", "face_mask_types", "face_mask_regions", "face_mask_blur",
+    "face_mask_padding", "opacity", "color_correction", "smoothing", "mirror", "enhancer_blend", "enhancer_weight"))
 
 
 def show_value(value: Any) -> str:

@@ -40,5 +40,15 @@ def alignment_matrix(kps: np.ndarray, template: str, size: int) -> np.ndarray:
 def align(frame: np.ndarray, kps: np.ndarray, template: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The face cropped onto `template` at `size` x `size` pixels, and the matrix that cropped it."""
     matrix = alignment_matrix(kps, template, size)
-    crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-    return crop, matrix
+    return crop_with(frame, matrix, size), matrix
+
+
+def crop_with(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The `size` x `size` crop a frame -> crop `matrix` cuts, warped as the models' training crops were."""
+    return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def rescaled(matrix: np.ndarray, crop_size: int, size: int) -> np.ndarray:
+    """The matrix cutting the same crop as `matrix` (a `crop_size` crop) at `size` pixels: a
+    model of another input size (a mask) sees exactly the face the swapper saw."""
+    return matrix * (size / crop_size)

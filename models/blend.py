@@ -103,7 +103,10 @@ def face_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def keep_mouth(mask: np.ndarray, landmarks: np.ndarray, size: float) -> np.ndarray:
-    """Cut the target's mouth out of `mask` (float 0..1) so it shows through; `size` 0..1 grows the cut."""
+    """Cut the target's mouth out of `mask` (float 0..1) so it shows through; `size` 0..1 grows the cut.
+
+    The mouth mask is one more mask in the minimum that makes the paste's mask
+    (models/masks.py): where the others already keep the swap out, it changes nothing."""
     lips = landmarks[MOUTH]
     center = lips.mean(axis=0)
     grown = center + (lips - center) * (1.0 + size)
@@ -111,7 +114,7 @@ def keep_mouth(mask: np.ndarray, landmarks: np.ndarray, size: float) -> np.ndarr
     span = float(np.ptp(lips[:, 0]))
     blur = max(3, int(span / 4)) | 1
     cut = cv2.GaussianBlur(cut.astype(np.float32) / 255.0, (blur, blur), 0)
-    return mask * (1.0 - cut)
+    return np.minimum(mask, 1.0 - cut)
 
 
 def lab_stats(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

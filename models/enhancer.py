@@ -16,26 +16,27 @@ model call, not one per face, so the faces of clients who chose different weight
 once for all faces of the batch.
 
 The restored crop goes back through the inverse of its alignment, inside the face's ROI
-only, through a blurred box mask, and by the client's blend amount `b` (the
-`enhancer_blend` option): `addWeighted(frame, 1 - b, pasted, b)` where `pasted` is the
-mask's paste, which is one blend of the frame towards the restored face by `b x mask`.
+only, through the masks its client chose (models/masks.py, as the swappers': the box mask
+with the client's blur and padding, occlusion, regions; all faces of the batch masked in one
+call of each mask model), and by the client's blend amount `b` (the `enhancer_blend`
+option): `addWeighted(frame, 1 - b, pasted, b)` where `pasted` is the mask's paste, which is
+one blend of the frame towards the restored face by `b x mask`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
-import cv2
 import numpy as np
 
 from .alignment import align
-from .blend import Roi, blend_into
+from .blend import blend_into
 from .device import DeviceSession
 from .face import Face
 from .host import HostPool
+from .masks import FaceMasker, MaskJob
+from .paste_back import paste_region
 from .swap_models import HALF, CropFormat, check_inputs
-
-BOX_MASK_BLUR = 0.3  # of half the crop's side, as FaceFusion's default `face_mask_blur`
 
 
 @dataclass(frozen=True)
@@ -76,31 +77,20 @@ class EnhanceJob:
     face: Face
     blend: float  # 0..1: how much of the restored face goes over the frame
     weight: float = 0.5  # CodeFormer's fidelity; the other enhancers have none
-
-
-def box_mask(size: int, blur: float = BOX_MASK_BLUR) -> np.ndarray:
-    """The paste-back mask in crop space (float32, 0..1): ones inside a border of half the blur,
-    blurred (sigma a quarter of it) so the restored face fades out before the crop's edge.
-
-    FaceFusion's box mask at its default blur, with no padding: neither the square's edge nor
-    the pixels the warp replicated past the frame's edge may show."""
-    blur_px = int(size * 0.5 * blur)
-    border = max(blur_px // 2, 1)
-    mask = np.zeros((size, size), np.float32)
-    mask[border:-border, border:-border] = 1.0
-    return cv2.GaussianBlur(mask, (0, 0), blur_px * 0.25) if blur_px > 0 else mask
+    options: Mapping[str, Any] = field(default_factory=dict)  # its client's live options: the masks it chose
 
 
 class Enhancer:
     """One enhancer model over every face of a batch: one crop per face, the model called once
     (once per distinct weight for CodeFormer), each face pasted back by its own blend amount."""
 
-    def __init__(self, name: str, session: DeviceSession, host: HostPool | None = None) -> None:
+    def __init__(self, name: str, session: DeviceSession, host: HostPool | None = None,
+                 masker: FaceMasker | None = None) -> None:
         self.model = ENHANCERS[name]
         check_inputs(session, name, self.model.inputs)
         self.session = session
         self.host = host or HostPool()
-        self._mask = box_mask(self.model.crop.size)
+        self.masker = masker or FaceMasker(host=self.host)  # box masks only, without mask models
 
     def enhance(self, jobs: Sequence[EnhanceJob]) -> None:
         """Restore every job's face in its frame, in place (a frame's faces in their order)."""
@@ -116,9 +106,11 @@ class Enhancer:
             output = self.session.run(None, feeds)[0]
             with self.host.stage("enhance_post"):
                 restored[faces] = crop.from_output(output)
-        by_frame: dict[int, list[tuple[EnhanceJob, np.ndarray, np.ndarray]]] = {}
-        for job, (_, matrix), face_crop in zip(jobs, aligned, restored):
-            by_frame.setdefault(id(job.frame), []).append((job, matrix, face_crop))
+        masks = self.masker.masks([MaskJob(job.frame, matrix, face_crop, job.options)  # before any paste
+                                   for job, (_, matrix), face_crop in zip(jobs, aligned, restored)])
+        by_frame: dict[int, list[tuple[EnhanceJob, np.ndarray, np.ndarray, np.ndarray]]] = {}
+        for job, (_, matrix), face_crop, mask in zip(jobs, aligned, restored, masks):
+            by_frame.setdefault(id(job.frame), []).append((job, matrix, face_crop, mask))
         self.host.map("enhance_paste", self._paste_frame, list(by_frame.values()))
 
     def _calls(self, blob: np.ndarray,
@@ -133,13 +125,9 @@ class Enhancer:
         return [(faces, {"input": blob[faces], "weight": np.array([weight], np.float64)})
                 for weight, faces in by_weight.items()]
 
-    def _paste_frame(self, restored: list[tuple[EnhanceJob, np.ndarray, np.ndarray]]) -> None:
+    def _paste_frame(self, restored: list[tuple[EnhanceJob, np.ndarray, np.ndarray, np.ndarray]]) -> None:
         """One frame's restored faces, in order (their ROIs may overlap)."""
-        for job, matrix, face_crop in restored:
-            frame = job.frame
-            roi, to_roi = Roi.of_crop(matrix, face_crop.shape[0], 0, frame.shape[0], frame.shape[1])
-            if roi.empty:
-                continue
-            warped = cv2.warpAffine(face_crop, to_roi, roi.size, borderMode=cv2.BORDER_REPLICATE)
-            alpha = cv2.warpAffine(self._mask, to_roi, roi.size, borderValue=0.0)
-            blend_into(frame, roi, warped, alpha * np.float32(job.blend))
+        for job, matrix, face_crop, mask in restored:
+            roi, warped, alpha = paste_region(job.frame.shape, matrix, face_crop, mask)
+            if not roi.empty:
+                blend_into(job.frame, roi, warped, alpha * np.float32(job.blend))

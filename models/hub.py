@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .analysis import FaceAnalyser
 from .device import DeviceSession, ModelDevice
@@ -19,6 +20,9 @@ from .registry import MODELS, ModelError, announce, locate, require
 from .scrfd import ScrfdDetector
 from .sessions import SessionCache, SessionOptions, open_session
 from .simulated import COST_TABLES, SIMULATED, SimulatedSession, cost_of
+
+if TYPE_CHECKING:
+    from .masks import FaceMasker
 
 DETECTORS = ("scrfd", "centerface")
 
@@ -36,6 +40,8 @@ class ModelSettings:
     hold_frames: int = 3  # keep swapping a face the detector lost for this many frames
     device: int = 0  # GPU index for cuda/tensorrt/rocm, set per device; CPU "devices" share the CPU
     simulated_device: str = "h100"  # the cost table of `provider="simulated"` (models/simulated.py)
+    face_occluder: str | None = None  # the occlusion mask's model(s): a key of models/masks.py's OCCLUDERS
+    face_parser: str | None = None  # the region mask's model: one of models/masks.py's PARSERS
 
 
 class ModelHub:
@@ -50,6 +56,7 @@ class ModelHub:
         self.host = host or HostPool()
         self.sessions = SessionCache()
         self._analyser: FaceAnalyser | None = None
+        self._masker: FaceMasker | None = None
 
     def session(self, name: str, path: Path | None = None) -> DeviceSession:
         spec = MODELS[name]
@@ -95,6 +102,20 @@ class ModelHub:
                 host=self.host,
             )
         return self._analyser
+
+    @property
+    def masker(self) -> FaceMasker:
+        """The masks of this device's face crops, with the occluder and parser the settings name
+        (opened, or refused with `require`'s message, the first time a processor asks: at start-up)."""
+        if self._masker is None:
+            from .masks import OCCLUDERS, FaceMasker  # here: masks imports swap_models, which imports this module
+
+            settings = self.settings
+            occluder_files = OCCLUDERS[settings.face_occluder] if settings.face_occluder else ()
+            occluders = [self.session(name) for name in occluder_files]
+            parser = self.session(settings.face_parser) if settings.face_parser else None
+            self._masker = FaceMasker(occluders, parser, self.host)
+        return self._masker
 
     def _detector(self):
         settings = self.settings

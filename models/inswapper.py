@@ -2,9 +2,9 @@
 
 Each face is paired with its own client's latent (ArcFace embedding x emap, normalized,
 computed once per source): its identity. The crop is insightface's own (`norm_crop2`), so the
-result equals insightface's `INSwapper.get(..., paste_back=True)` (boosted: the same crop at
-128 x the boost, split; models/pixel_boost.py); the paste-back
-(models/paste_back.py) is that reference's blend, inside each face's ROI.
+swapped crops equal insightface's `INSwapper.get(..., paste_back=False)` (boosted: the same
+crop at 128 x the boost, split; models/pixel_boost.py); they are pasted back
+(models/paste_back.py) through the masks the client chose (models/masks.py), as every family's.
 """
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from .face import Face, SwapJob
 from .frame import FrameContext
 from .host import HostPool
 from .hub import ModelHub
+from .masks import MaskJob
 from .paste_back import patch
 from .recognizer import cosine
 from .registry import MODELS, ModelError, require
@@ -117,7 +118,9 @@ class NeuralSwapper:
     """Swapper models (models/swap_models.py: inswapper_128, hyperswap, ...) over all faces of
     all frames of the batch, each face with its own client's identity: faces are found once for
     the whole batch, then each model runs once for the faces of the clients that chose it (the
-    `swapper` option; its first model for the others)."""
+    `swapper` option; its first model for the others). Each swapped crop is pasted through the
+    masks its client chose (models/masks.py: `face_mask_types`, ...), each mask model once for
+    the batch."""
 
     def __init__(self, hub: ModelHub, model: str = "inswapper_128", model_path: Path | None = None,
                  name: str = "inswapper") -> None:
@@ -132,12 +135,14 @@ class NeuralSwapper:
         self.models: dict[str, SwapModel] = {name: SWAP_MODELS[model](model, hub, path)}
         self.licences: dict[str, str] = {name: MODELS[model].licence}
         self.analyser = hub.analyser
+        self.masker = hub.masker
         self.host = hub.host
 
     @property
-    def option_choices(self) -> dict[str, dict[str, str]]:
-        """The `swapper` choices, each with its licence (shown where a client chooses)."""
-        return {"swapper": dict(self.licences)}
+    def option_choices(self) -> dict[str, Mapping[str, str] | tuple[str, ...]]:
+        """The `swapper` choices, each with its licence (shown where a client chooses), and the
+        mask types this server has models for."""
+        return {"swapper": dict(self.licences), "face_mask_types": self.masker.types}
 
     def join(self, other: NeuralSwapper) -> None:
         """Take `other`'s models as further choices (a server loading several swappers runs one
@@ -174,8 +179,14 @@ class NeuralSwapper:
             if jobs:
                 fakes, matrices = self.models[model].generate(frames, jobs)
                 made += zip(jobs, fakes, matrices)
-        patches = self.host.map("paste", lambda one: patch(frames[one[0].frame_index].shape, one[0].face, one[2],
-                                                                one[1]), made)
+        masks = self.masker.masks([MaskJob(frames[job.frame_index], matrix, fake, contexts[job.frame_index].options)
+                                   for job, fake, matrix in made])  # before anything is pasted: the target as it is
+
+        def patch_of(item: tuple[SwapJob, np.ndarray, np.ndarray, np.ndarray]) -> Patch:
+            job, fake, matrix, mask = item
+            return patch(frames[job.frame_index].shape, job.face, matrix, fake, mask)
+
+        patches = self.host.map("paste", patch_of, [(*one, mask) for one, mask in zip(made, masks)])
         _paste(self.host, frames, contexts, [(job.frame_index, one) for (job, _, _), one in zip(made, patches)])
         return list(frames)
 
@@ -193,9 +204,13 @@ class FaceEnhancer:
     def __init__(self, hub: ModelHub, model: str = "gfpgan_1.4", model_path: Path | None = None,
                  name: str = "enhancer") -> None:
         self.name = name
-        self.enhancer = Enhancer(model, hub.session(model, model_path), hub.host)
+        self.enhancer = Enhancer(model, hub.session(model, model_path), hub.host, hub.masker)
         self.analyser = hub.analyser
-        log.info("face enhancer %s; licence: %s", model, MODELS[model].licence)
+
+    @property
+    def option_choices(self) -> dict[str, tuple[str, ...]]:
+        """The mask types its restored faces may be pasted through (those this server has)."""
+        return {"face_mask_types": self.enhancer.masker.types}
 
     def prepare_source(self, image: np.ndarray) -> None:
         return None
@@ -205,7 +220,8 @@ class FaceEnhancer:
                   if (any(s is not None for s in c.sources.values()) or c.face_map)
                   and c.options.get("opacity", 1.0) > 0 and _enhance_choices(c.options)[0] > 0]
         faces = self.analyser.analyse_tracked([frames[i] for i in chosen], [contexts[i] for i in chosen], False)
-        self.enhancer.enhance([EnhanceJob(frames[index], face, *_enhance_choices(contexts[index].options))
+        self.enhancer.enhance([EnhanceJob(frames[index], face, *_enhance_choices(contexts[index].options),
+                                          options=contexts[index].options)
                                for index, frame_faces in zip(chosen, faces) for face in frame_faces])
         return list(frames)
 

@@ -25,7 +25,7 @@ INSIGHTFACE_TERMS = "InsightFace weights: non-commercial research use only"
 class ModelSpec:
     name: str
     filename: str  # as `fetch` saves it
-    role: str  # detector | recognizer | landmarks | swapper | converter | enhancer
+    role: str  # detector | recognizer | landmarks | swapper | converter | occluder | parser | enhancer
     licence: str
     family: str | None = None  # swappers: the class that runs them (models/swap_models.py's FAMILIES)
     sha256: str | None = None  # pinned where the exact file is known
@@ -79,6 +79,14 @@ _ENHANCER_FILES = (
 )
 # Deep-Live-Cam's names for the same files.
 _OTHER_FILENAMES = {"gfpgan_1.4": ("GFPGANv1.4.onnx",)}
+# FaceFusion's mask models (models/masks.py): name, role, release tag, licence.
+_MASK_FILES = (
+    ("xseg_1", "occluder", "models-3.1.0", "GPL-3.0 (DeepFaceLab)"),
+    ("xseg_2", "occluder", "models-3.1.0", "GPL-3.0 (DeepFaceLab)"),
+    ("xseg_3", "occluder", "models-3.2.0", "GPL-3.0 (DeepFaceLab)"),
+    ("bisenet_resnet_18", "parser", "models-3.1.0", "MIT (yakhyo)"),
+    ("bisenet_resnet_34", "parser", "models-3.0.0", "MIT (yakhyo)"),
+)
 _BUFFALO_L = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
 
 MODELS: dict[str, ModelSpec] = {
@@ -130,6 +138,8 @@ MODELS: dict[str, ModelSpec] = {
         *(ModelSpec(name, f"{name}.onnx", "enhancer", licence, size_mb=size_mb,
                     other_filenames=_OTHER_FILENAMES.get(name, ()), **_facefusion("models-3.0.0", name))
           for name, licence, size_mb in _ENHANCER_FILES),
+        *(ModelSpec(name, f"{name}.onnx", role, licence, **_facefusion(tag, name))
+          for name, role, tag, licence in _MASK_FILES),
     )
 }
 

@@ -14,6 +14,12 @@ would run beside a GPU. What the stand-ins return keeps the measurement honest:
 - Models that draw (swappers, enhancers) **echo** an input of their output's shape: the
   face crop comes back as the "swap", in the right range, and is pasted back as usual. The
   pixels are not a swap, the work around them is.
+- Mask models give a mask that hides nothing a real one would not: the occluders (xseg)
+  **all visible** (every face is swapped whole, as with no occluder in front of it), the face
+  parsers (bisenet) a **face parse** drawn once, the same for every face (skin, brows, eyes,
+  nose and lips where an aligned crop has them, hair above, background around), so every
+  region choice keeps a plausible part of the face. The host work around them (crops,
+  decoding the scores, blurs) is the real one, whatever the values.
 
 The cost tables are estimates for an H100-class GPU, per call: a launch floor of 0.3 ms,
 plus per item the model's multiply-adds at a realistic share of the chip's peak. For
@@ -21,18 +27,24 @@ inswapper_128: 174.6 G multiply-adds (349 GFLOP) per face, 0.45 ms at the fp16 t
 rate measured on an H200 (788 TFLOP/s), 2.5 ms at plain fp32; 5.4 ms on a T4's 65 TFLOP/s
 (a device slow enough that it, not this machine's two cores, is the bottleneck: what the
 saturation benchmark needs). SCRFD-10G is ~10 GFLOP per 640x480 image; the small models
-cost little next to the swapper. No figure measured with a simulated device is a GPU
-measurement: it is a projection of one.
+cost little next to the swapper. The mask models are charged inswapper's time per
+multiply-add, their multiply-adds estimated from their architectures (not measured): XSeg
+(DeepFaceLab's U-Net, base 32 channels, 256 px) ~16.8 G a face, counted layer by layer;
+BiSeNet on ResNet-18 at 512 px ~13.5 G (the backbone's 1.8 G at 224 px, scaled to 512 px,
+plus its context and fusion heads), on ResNet-34 ~23 G. No figure measured with a
+simulated device is a GPU measurement: it is a projection of one.
 """
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
+import cv2
 import numpy as np
 import onnx
 
@@ -43,15 +55,22 @@ LAUNCH_FLOOR_MS = 0.3
 MEMO_BYTES = 512 * 1024 * 1024  # replayed outputs kept, least recently used first out
 
 
+INSWAPPER_GMACS = 174.6  # multiply-adds per face, in billions: the unit the mask models' costs scale from
+
+
 @dataclass(frozen=True)
 class SimulatedCost:
     fixed_ms: float
     per_item_ms: float  # per image for detectors, per face for the others
-    outputs: Literal["replay", "echo"]
+    outputs: Literal["replay", "echo", "all_visible", "face_parse"]
 
 
 def _table(swap_ms: float, enhance_ms: float, detect_ms: float) -> dict[str, SimulatedCost]:
     small = SimulatedCost(LAUNCH_FLOOR_MS, 0.01, "replay")
+
+    def mask(gmacs: float, outputs: Literal["all_visible", "face_parse"]) -> SimulatedCost:
+        return SimulatedCost(LAUNCH_FLOOR_MS, swap_ms * gmacs / INSWAPPER_GMACS, outputs)
+
     return {
         "scrfd_500m": SimulatedCost(LAUNCH_FLOOR_MS, detect_ms / 10, "replay"),
         "det_10g": SimulatedCost(LAUNCH_FLOOR_MS, detect_ms, "replay"),
@@ -62,6 +81,9 @@ def _table(swap_ms: float, enhance_ms: float, detect_ms: float) -> dict[str, Sim
         "inswapper_128": SimulatedCost(LAUNCH_FLOOR_MS, swap_ms, "echo"),
         "inswapper_128_fp16": SimulatedCost(LAUNCH_FLOOR_MS, swap_ms, "echo"),
         "gfpgan_1.4": SimulatedCost(LAUNCH_FLOOR_MS, enhance_ms, "echo"),
+        **{name: mask(16.8, "all_visible") for name in ("xseg_1", "xseg_2", "xseg_3")},
+        "bisenet_resnet_18": mask(13.5, "face_parse"),
+        "bisenet_resnet_34": mask(23.0, "face_parse"),
     }
 
 
@@ -185,7 +207,12 @@ class SimulatedSession:
         start = time.perf_counter()
         first = next(iter(feeds.values()))
         items = len(first)
-        outputs = self._replay(feeds, items) if self.cost.outputs == "replay" else self._echo(feeds)
+        if self.cost.outputs == "replay":
+            outputs = self._replay(feeds, items)
+        elif self.cost.outputs == "echo":
+            outputs = self._echo(feeds)
+        else:
+            outputs = self._drawn(items)
         wanted = [o.name for o in self._outputs]
         if output_names:
             outputs = [outputs[wanted.index(name)] for name in output_names]
@@ -208,6 +235,16 @@ class SimulatedSession:
             else:
                 raise ValueError(f"{self.name}: no input has the shape of output {output.name} to echo")
         return results
+
+    def _drawn(self, items: int) -> list[np.ndarray]:
+        """A mask model's first output, the same for every face (read-only views of one array),
+        and zeros for any other."""
+        shapes = [output.shape[1:] for output in self._outputs]
+        if not all(isinstance(d, int) and d > 0 for shape in shapes for d in shape):
+            raise ValueError(f"{self.name}: a mask model's outputs need fixed sizes to be drawn")
+        first = DRAWN[self.cost.outputs](tuple(shapes[0]))
+        return [np.broadcast_to(first, (items, *first.shape)),
+                *(np.zeros((items, *shape), np.float32) for shape in shapes[1:])]
 
     def _replay(self, feeds: dict[str, np.ndarray], items: int) -> list[np.ndarray]:
         """The real outputs, item by item from the memo; the real model computes the missing ones."""
@@ -235,6 +272,42 @@ class SimulatedSession:
                     raise ValueError(f"{self.name}: replay needs the real model")
                 self._real = self._open_real()
             return self._real
+
+
+@functools.lru_cache(maxsize=4)
+def _all_visible(shape: tuple[int, ...]) -> np.ndarray:
+    """An occluder's output that hides nothing: 1 everywhere."""
+    return np.ones(shape, np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _face_parse(shape: tuple[int, ...]) -> np.ndarray:
+    """A face parser's scores (labels, H, W) for a plausible aligned face: one-hot per pixel,
+    drawn at the places the five-point templates put the face's parts (eyes at 46% of the
+    height, nose tip at 61%, mouth at 72-78%), hair above, background around."""
+    labels, height, width = shape
+    parse = np.zeros((height, width), np.uint8)
+    scale = np.array([width, height])
+
+    def ellipse(center: tuple[float, float], axes: tuple[float, float], label: int) -> None:
+        cv2.ellipse(parse, tuple(int(v) for v in np.multiply(center, scale)),
+                    tuple(max(1, int(v)) for v in np.multiply(axes, scale)), 0, 0, 360, label, -1)
+
+    ellipse((0.5, 0.3), (0.36, 0.22), 17)  # hair
+    ellipse((0.5, 0.55), (0.3, 0.38), 1)  # skin
+    for side, (brow, eye) in ((0.36, (2, 4)), (0.64, (3, 5))):  # left brow and eye, right brow and eye
+        ellipse((side, 0.39), (0.07, 0.015), brow)
+        ellipse((side, 0.46), (0.05, 0.02), eye)
+    ellipse((0.5, 0.57), (0.04, 0.06), 10)  # nose
+    ellipse((0.5, 0.72), (0.1, 0.02), 12)  # upper lip
+    ellipse((0.5, 0.755), (0.09, 0.012), 11)  # mouth
+    ellipse((0.5, 0.78), (0.1, 0.02), 13)  # lower lip
+    scores = np.zeros(shape, np.float32)
+    np.put_along_axis(scores, np.minimum(parse, labels - 1)[None].astype(np.int64), 1.0, axis=0)
+    return scores
+
+
+DRAWN: dict[str, Callable[[tuple[int, ...]], np.ndarray]] = {"all_visible": _all_visible, "face_parse": _face_parse}
 
 
 def _item(output: np.ndarray, index: int, items: int) -> np.ndarray:

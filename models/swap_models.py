@@ -51,14 +51,8 @@ class CropFormat:
     signed_output: bool = False  # output in [-1, 1] (undo the normalisation) rather than [0, 1]
 
     def to_input(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """BGR uint8 crops -> the (N, 3, S, S) float32 RGB blob the model takes: `(x / 255 -
-        mean) / std` as OpenCV's one pass (`x - 255 mean`, times `1 / (255 std)`), seven times
-        quicker than NumPy's five over 256 px crops."""
-        params = cv2.dnn.Image2BlobParams()
-        params.scalefactor = (*(1.0 / (255.0 * s) for s in self.std), 0.0)
-        params.mean = (*(255.0 * m for m in self.mean), 0.0)
-        params.swapRB, params.size, params.ddepth = True, (self.size, self.size), cv2.CV_32F
-        return cv2.dnn.blobFromImagesWithParams(list(crops), params)
+        """BGR uint8 crops -> the (N, 3, S, S) float32 RGB blob the model takes."""
+        return rgb_blob(crops, self.size, self.mean, self.std)
 
     def from_output(self, output: np.ndarray) -> np.ndarray:
         """The model's (N, 3, S, S) output -> BGR uint8 crops (N, S, S, 3): one multiply-add
@@ -67,6 +61,18 @@ class CropFormat:
         offset = 255.0 * np.float32(self.mean[::-1]) if self.signed_output else np.zeros(3, np.float32)
         bgr = output.transpose(0, 2, 3, 1)[..., ::-1]
         return np.clip(bgr * scale + (offset + 0.5), 0.0, 255.0).astype(np.uint8)
+
+
+def rgb_blob(crops: Sequence[np.ndarray], size: int, mean: tuple[float, float, float],
+             std: tuple[float, float, float]) -> np.ndarray:
+    """BGR uint8 images -> (N, 3, size, size) float32 RGB, resized (bilinear) where they are
+    not that size: `(x / 255 - mean) / std` as OpenCV's one pass (`x - 255 mean`, times
+    `1 / (255 std)`), seven times quicker than NumPy's five over 256 px crops."""
+    params = cv2.dnn.Image2BlobParams()
+    params.scalefactor = (*(1.0 / (255.0 * s) for s in std), 0.0)
+    params.mean = (*(255.0 * m for m in mean), 0.0)
+    params.swapRB, params.size, params.ddepth = True, (size, size), cv2.CV_32F
+    return cv2.dnn.blobFromImagesWithParams(list(crops), params)
 
 
 HALF = (0.5, 0.5, 0.5)

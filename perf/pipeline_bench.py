@@ -7,7 +7,7 @@ one-face portrait (scikit-image's astronaut) and insightface's six-face group ph
 640x480.
 
     .venv/bin/python perf/pipeline_bench.py [--repeats 20] [--swapper classic|inswapper|FAMILY_FILE]
-        [--pixel-boost 1..4] [--enhancer ENHANCER] [--json out.json]
+        [--pixel-boost 1..4] [--masks box,occlusion,region] [--enhancer ENHANCER] [--json out.json]
 
 `--swapper inswapper` (or any other family's file: hyperswap_1a_256, simswap_256, ...) runs
 the batched path on a synthetic graph with that model's exact signature and a trivial body
@@ -20,6 +20,13 @@ codeformer, ...) does the same for a face enhancer after the swap, its faces ble
 default 80%, and also gives its host milliseconds per face (`enh/face`: the enhance stage less
 the synthetic model's calls): its crop at the model's size, normalisation, decoding and
 paste-back (a 2048 px model's crop has 16 times a 512 px one's pixels).
+
+
+`--masks` (neural swappers; default `box`) pastes through those masks (models/masks.py), the
+occluder and the face parser as synthetic graphs with xseg's and bisenet's signatures, and
+prints each mask's host cost per face: the CPU time of its host stages (the target crops at
+256 px and their decoding for occlusion; the swapped crops at 512 px and the decoding of 19
+scores a pixel for region; `mask_combine`, their minimum), not the mask models' own time.
 """
 from __future__ import annotations
 
@@ -37,14 +44,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import classic  # noqa: E402
 from models.enhancer import ENHANCERS, EnhanceJob, Enhancer  # noqa: E402
+from models.blend import blend_into  # noqa: E402
+from models.face import SwapJob  # noqa: E402
 from models.hub import ModelHub, ModelSettings  # noqa: E402
+from models.masks import MASK_TYPES, MaskJob  # noqa: E402
+from models.paste_back import paste_region  # noqa: E402
 from models.processors import NeuralSwapper  # noqa: E402
 from models.swap_models import FAMILY_FILES  # noqa: E402
-from perf.synthetic_models import enhancer_file_like, family_like, inswapper_like  # noqa: E402
+from models.work import WorkAccount, working_on  # noqa: E402
+from perf.synthetic_models import bisenet_like, enhancer_file_like, family_like, inswapper_like, xseg_like  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 from server.jpeg import JpegCodec  # noqa: E402
 
 STAGES = ("decode", "detect", "landmarks", "swap", "enhance", "encode")
+MASK_STAGES = tuple(f"mask_{kind}" for kind in MASK_TYPES) + ("mask_combine",)
 
 
 def sample_frames() -> dict[str, np.ndarray]:
@@ -97,12 +110,21 @@ def main() -> None:
                         help="neural swappers: each face on a crop this many times the model's size")
     parser.add_argument("--enhancer", choices=tuple(ENHANCERS),
                         help="a face enhancer after the swap, on a graph with its signature (host cost only)")
+    parser.add_argument("--masks", default="box",
+                        help="neural swappers: the masks to paste through, comma-separated among "
+                             f"{', '.join(MASK_TYPES)} (occluder and parser as synthetic graphs); their host cost "
+                             "per face")
     parser.add_argument("--batch-sizes", default="1,4,8")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: default)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.swapper == "classic" and args.pixel_boost != 1:
         parser.error("--pixel-boost is for the neural swappers")
+    masks = [kind for kind in args.masks.split(",") if kind]
+    if any(kind not in MASK_TYPES for kind in masks):
+        parser.error(f"--masks: among {', '.join(MASK_TYPES)}")
+    if args.swapper == "classic" and args.masks != parser.get_default("masks"):
+        parser.error("--masks: the masks are the neural swappers' (--swapper inswapper or a family's file)")
 
     hub = ModelHub(ModelSettings(threads=args.threads))
     defaults = ServerConfig()
@@ -118,23 +140,28 @@ def main() -> None:
                     classic.swap_face(frame, face, source, options)
     else:
         directory = Path(tempfile.mkdtemp())
+        xseg_like(directory / "xseg_1.onnx")
+        bisenet_like(directory / "bisenet_resnet_18.onnx")
+        neural_hub = ModelHub(ModelSettings(threads=args.threads, models_dir=directory,
+                                            face_occluder="xseg_1" if "occlusion" in masks else None,
+                                            face_parser="bisenet_resnet_18" if "region" in masks else None))
         if args.swapper == "inswapper":
-            neural = NeuralSwapper(hub, model_path=inswapper_like(directory / "inswapper_128.onnx"))
+            neural = NeuralSwapper(neural_hub, model_path=inswapper_like(directory / "inswapper_128.onnx"))
         else:
-            neural = NeuralSwapper(ModelHub(ModelSettings(threads=args.threads, models_dir=directory)), args.swapper,
-                                   model_path=family_like(directory, args.swapper), name=args.swapper)
+            neural = NeuralSwapper(neural_hub, args.swapper, model_path=family_like(directory, args.swapper),
+                                   name=args.swapper)
         model = neural.models[neural.name]
         identity = neural.prepare_source(tom).identities[neural.name]
-        from models.face import SwapJob
-        from models.paste_back import paste_region
-        from models.blend import blend_into
+        mask_options = {"face_mask_types": masks}
 
         def swap(frames, faces):
             jobs = [SwapJob(i, face, identity, args.pixel_boost) for i, frame_faces in enumerate(faces)
                     for face in frame_faces]
             fakes, matrices = model.generate(frames, jobs)
-            for job, fake, matrix in zip(jobs, fakes, matrices):
-                roi, warped, alpha = paste_region(frames[job.frame_index].shape, matrix, fake)
+            crop_masks = neural.masker.masks([MaskJob(frames[job.frame_index], matrix, fake, mask_options)
+                                              for job, fake, matrix in zip(jobs, fakes, matrices)])
+            for job, fake, matrix, mask in zip(jobs, fakes, matrices, crop_masks):
+                roi, warped, alpha = paste_region(frames[job.frame_index].shape, matrix, fake, mask)
                 blend_into(frames[job.frame_index], roi, warped, alpha)
 
     enhance, enhancer_device = None, None
@@ -153,9 +180,10 @@ def main() -> None:
     results = []
     header = (f"{'frame':>10} {'batch':>5} " + " ".join(f"{s:>9}" for s in stages) + f" {'total':>8} {'fps':>7}"
               + (f" {'enh/face':>8}" if enhance else ""))
-    print(f"swapper: {args.swapper}, pixel boost {args.pixel_boost}x; enhancer: {args.enhancer or 'none'}; "
-          f"ms per frame by stage\n{header}\n"
-          + "-" * len(header))
+    masked = f", masks {'+'.join(masks) or 'none'}" if args.swapper != "classic" else ""
+    print(f"swapper: {args.swapper}, pixel boost {args.pixel_boost}x{masked}; enhancer: {args.enhancer or 'none'}; "
+          f"ms per frame by stage\n{header}\n" + "-" * len(header))
+    mask_rows = []
     for label, image in sample_frames().items():
         jpeg = codec.encode(image)
         faces_per_frame = len(hub.analyser.detector.detect([codec.decode(jpeg)])[0])
@@ -164,23 +192,33 @@ def main() -> None:
             run_batch(hub, codec, jpegs, swap, enhance, StageTimes())  # warm-up
             times = StageTimes()
             model_s = enhancer_device.busy_s_total if enhancer_device else 0.0
-            for _ in range(args.repeats):
-                run_batch(hub, codec, jpegs, swap, enhance, times)
+            account = WorkAccount(priority=time.monotonic())  # the host stages' CPU time (the masks')
+            with working_on(account):
+                for _ in range(args.repeats):
+                    run_batch(hub, codec, jpegs, swap, enhance, times)
             model_s = (enhancer_device.busy_s_total if enhancer_device else 0.0) - model_s
             per_frame = {s: times.seconds[s] / (args.repeats * batch) * 1000 for s in stages}
             total = sum(per_frame.values())
             row = {"frame": label, "batch": batch, "ms_per_frame": per_frame, "total_ms": total}
             line = f"{label:>10} {batch:>5} " + " ".join(f"{per_frame[s]:>9.2f}" for s in stages) + f" {total:>8.2f} {1000 / total:>7.1f}"
+            faces = faces_per_frame * batch * args.repeats
             if enhance is not None:
-                host_s = times.seconds["enhance"] - model_s
-                row["enhance_host_ms_per_face"] = host_s / (args.repeats * batch * max(faces_per_frame, 1)) * 1000
+                row["enhance_host_ms_per_face"] = (times.seconds["enhance"] - model_s) / max(faces, 1) * 1000
                 line += f" {row['enhance_host_ms_per_face']:>8.2f}"
             print(line)
+            if args.swapper != "classic" and faces:
+                row["mask_host_ms_per_face"] = {s: 1000 * account.host_cpu_s[s] / faces for s in MASK_STAGES}
+                mask_rows.append(row)
             results.append(row)
+    if mask_rows:
+        header = f"{'frame':>10} {'batch':>5} " + " ".join(f"{s:>14}" for s in MASK_STAGES)
+        print(f"\nmask host CPU, ms per face\n{header}\n" + "-" * len(header))
+        for row in mask_rows:
+            print(f"{row['frame']:>10} {row['batch']:>5} "
+                  + " ".join(f"{row['mask_host_ms_per_face'][s]:>14.3f}" for s in MASK_STAGES))
     if args.json:
-        args.json.write_text(json.dumps({"swapper": args.swapper, "pixel_boost": args.pixel_boost,
-                                         "enhancer": args.enhancer, "results": results},
-                                        indent=2))
+        args.json.write_text(json.dumps({"swapper": args.swapper, "pixel_boost": args.pixel_boost, "masks": masks,
+                                         "enhancer": args.enhancer, "results": results}, indent=2))
 
 
 if __name__ == "__main__":

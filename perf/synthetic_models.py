@@ -5,6 +5,11 @@ its output ([1,3,128,128] in 0..1) and its emap as the graph's last initializer,
 real loading, batch-dim patching, batching and paste-back code runs on it. `width` and
 `depth` scale its compute: tiny for tests, heavy for GPU timing.
 
+`xseg_like` and `bisenet_like` have the mask models' signatures (an occluder's NHWC
+`input` [1,256,256,3] -> [1,256,256,1], a face parser's `input` [1,3,512,512] -> 19 scores a
+pixel): the first marks one pure colour as an occluder, the second labels each pixel by the
+nearest colour of a palette, so a test paints what they see.
+
 `swapper_like` has any swapper family's inputs (`source`: an identity vector or a source
 crop; `target` [1,3,S,S]) and output (`output` [1,3,S,S] in -1..1 or 0..1, hyperswap's extra
 `mask`), `converter_like` an embedding converter's and `enhancer_like` a face enhancer's
@@ -186,3 +191,55 @@ def enhancer_file_like(directory: Path, name: str, seed: int = 0) -> Path:
     """Enhancer `name`'s file (models/enhancer.py: its crop size, whether it takes `weight`) in `directory`."""
     model = ENHANCERS[name]
     return enhancer_like(directory / MODELS[name].filename, model.crop.size, model.takes_weight, seed)
+
+
+OCCLUDER_BGR = (255, 0, 0)  # pure blue: what `xseg_like` takes for an occluder
+
+
+def xseg_like(path: Path, occluder_bgr: tuple[int, int, int] = OCCLUDER_BGR) -> Path:
+    """An occluder's signature (xseg_1/2/3): `input` (1, 256, 256, 3) NHWC, BGR / 255 ->
+    `output` (1, 256, 256, 1), 1 where the face is visible: `clip(8 * sum |x - c|, 0, 1)` for
+    the occluder colour c, so a pixel of exactly that colour is 0 (occluded) and any pixel a
+    sixteenth of the range away from it in one channel is 1. Fed RGB, or 0..255, blue is not
+    seen as an occluder."""
+    colour = np.array(occluder_bgr, np.float32) / 255.0
+    graph = helper.make_graph(
+        [helper.make_node("Sub", ["input", "colour"], ["difference"]),
+         helper.make_node("Abs", ["difference"], ["distance"]),
+         helper.make_node("ReduceSum", ["distance", "channel_axis"], ["summed"], keepdims=1),
+         helper.make_node("Mul", ["summed", "gain"], ["scaled"]),
+         helper.make_node("Clip", ["scaled", "zero", "one"], ["output"])],
+        "xseg_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 256, 256, 3])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 256, 256, 1])],
+        [numpy_helper.from_array(colour, "colour"), numpy_helper.from_array(np.array([3], np.int64), "channel_axis"),
+         numpy_helper.from_array(np.array(8.0, np.float32), "gain"),
+         numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+         numpy_helper.from_array(np.array(1.0, np.float32), "one")],
+    )
+    return _save(graph, path)
+
+
+def parser_palette(seed: int = 0) -> np.ndarray:
+    """The 19 RGB colours (0..1) `bisenet_like` labels by: label i is the pixels nearest colour i."""
+    return np.random.default_rng(seed).uniform(0.0, 1.0, (19, 3)).astype(np.float32)
+
+
+def bisenet_like(path: Path, palette: np.ndarray | None = None) -> Path:
+    """A face parser's signature (bisenet_resnet_18/34): `input` (1, 3, 512, 512), RGB / 255
+    normalised by ImageNet's mean and std -> `output` (1, 19, 512, 512), per label
+    `2 p.rgb - |p|^2` for its palette colour p (`parser_palette`): the nearest colour scores
+    highest. One 1x1 convolution, the normalisation undone in its weights; fed BGR or
+    unnormalised pixels, the labels move."""
+    palette = parser_palette() if palette is None else palette
+    mean, std = np.array((0.485, 0.456, 0.406), np.float32), np.array((0.229, 0.224, 0.225), np.float32)
+    weight = (2.0 * palette * std)[:, :, None, None].astype(np.float32)
+    bias = (2.0 * palette @ mean - (palette ** 2).sum(axis=1)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "weight", "bias"], ["output"], kernel_shape=[1, 1])],
+        "bisenet_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 512, 512])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 19, 512, 512])],
+        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")],
+    )
+    return _save(graph, path)

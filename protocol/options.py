@@ -93,6 +93,10 @@ class Option:
         return value
 
 
+# What the region mask may keep (a face parser's labels, models/masks.py), all by default.
+FACE_REGIONS = ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "glasses", "nose", "mouth",
+                "upper-lip", "lower-lip")
+
 OPTIONS: dict[str, Option] = {option.name: option for option in (
     Option("swapper", "", "swapper", "the swapper model for your faces, among those the server has loaded "
            "(GET /options lists them; its first is the default)", server_choices=True),
@@ -102,6 +106,18 @@ OPTIONS: dict[str, Option] = {option.name: option for option in (
     Option("many_faces", True, "many faces", "swap every face in the frame (off: only the largest)"),
     Option("mouth_mask", 0.0, "mouth", "keep the target's own mouth: 0 off .. 100 (more keeps more around it)",
            low=0, high=100, switch_on=50.0),
+    Option("face_mask_types", ("box", "occlusion"), "mask",
+           "the masks the swapped face is pasted through, combined (a pixel any of them keeps out stays as it was): "
+           "box (the crop, its edge blurred), occlusion (what covers the face: hands, glasses, hair; a server with "
+           "--face-occluder), region (only the face regions of face_mask_regions; a server with --face-parser)",
+           choices=("box", "occlusion", "region"), many=True, server_choices=True),
+    Option("face_mask_regions", FACE_REGIONS, "regions",
+           "with the region mask: the face regions that are swapped (the others keep the target's)",
+           choices=FACE_REGIONS, many=True),
+    Option("face_mask_blur", 0.3, "mask blur", "the box mask's soft edge: 0 (hard) .. 1, a share of the face",
+           low=0, high=1),
+    Option("face_mask_padding", 0.0, "mask padding",
+           "the box mask's margin, in percent of the face crop on every side: 0 .. 50", low=0, high=50),
     Option("opacity", 1.0, "opacity", "blend of the swapped face over the original: 0 (swap off) .. 1", low=0, high=1),
     Option("color_correction", True, "colour", "match the swapped face's colour to the target's skin and light"),
     Option("sharpness", 0.0, "sharpness", "sharpen the swapped face only: 0 off .. 5", low=0, high=5),
@@ -123,12 +139,16 @@ OPTIONS: dict[str, Option] = {option.name: option for option in (
 
 def defaults(table: Mapping[str, Option] = OPTIONS) -> dict[str, Any]:
     """Each option's default, as a `config` would carry it; an option of the server's choices
-    only in a server's table (`for_server`), where its default is one the server has."""
+    only where the table offers it some (in a server's table, `for_server`, its default is one
+    the server has)."""
     return {name: list(option.default) if option.many else option.default for name, option in table.items()
             if not option.server_choices or option.choices}
 
 
-DEFAULT_OPTIONS: dict[str, Any] = defaults()
+# The defaults that hold on any server (a server's command line starts from them): not those of
+# the options whose choices are what a server loaded, which only its table (`for_server`) knows.
+DEFAULT_OPTIONS: dict[str, Any] = {name: value for name, value in defaults().items()
+                                   if not OPTIONS[name].server_choices}
 
 
 def for_server(loaded: Mapping[str, Sequence[str] | Mapping[str, str]]) -> dict[str, Option]:

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from models.choice import PROCESSORS
 from models.hub import DETECTORS, ModelSettings
+from models.masks import OCCLUDERS, PARSERS
 from models.sessions import ProviderError, check_provider
 from models.simulated import COST_TABLES
 from protocol.options import OPTIONS, OptionError, validate
@@ -107,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "landmarks in between")
     parser.add_argument("--hold-frames", type=int, default=models.hold_frames, metavar="N",
                         help="keep swapping a face the detector lost for up to N frames (no single-frame dropouts)")
+    parser.add_argument("--face-occluder", choices=sorted(OCCLUDERS), default=models.face_occluder,
+                        help="the occlusion mask's model (hands, glasses, hair in front of a face are left as they "
+                             "were): DeepFaceLab's XSeg, or `many`, all three (see `python -m models list`); "
+                             "clients choose it with face_mask_types")
+    parser.add_argument("--face-parser", choices=PARSERS, default=models.face_parser,
+                        help="the region mask's model (only the face regions a client's face_mask_regions names "
+                             "are swapped): a BiSeNet face parser; clients choose it with face_mask_types")
     options = parser.add_argument_group("swap options (defaults for every client; each client may change its own)")
     for option in OPTIONS.values():
         if option.server_choices:
@@ -116,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  help=option.help)
         elif option.kind == "choice":
             options.add_argument(option.flag, choices=option.choices, default=option.default, help=option.help)
+        elif option.kind == "set":
+            options.add_argument(option.flag, nargs="*", choices=option.choices, default=option.default,
+                                 help=option.help)
         else:
             options.add_argument(option.flag, type=float, default=option.default, metavar=option.range,
                                  help=option.help)
@@ -209,6 +220,8 @@ def parse_config(argv: Sequence[str] | None = None) -> ServerConfig:
             detect_every=args.detect_every,
             hold_frames=args.hold_frames,
             simulated_device=args.simulated_device,
+            face_occluder=args.face_occluder,
+            face_parser=args.face_parser,
         ),
         latency_target_ms=args.latency_target_ms,
         batches_in_flight=args.batches_in_flight,

@@ -36,7 +36,15 @@ def test_option_flags_set_the_starting_values(face_path):
     assert parse_config(["-s", str(face_path)]).options == {}  # unset: the server's defaults
 
 
-@pytest.mark.parametrize("bad", [["--opacity", "1.5"], ["--mouth-mask", "-1"], ["--smoothing", "nan"]])
+def test_mask_flags_set_the_starting_masks(face_path):
+    config = parse_config(["-s", str(face_path), "--face-mask-types", "box", "occlusion", "--face-mask-regions", "skin",
+                           "nose", "--face-mask-blur", "0.5", "--face-mask-padding", "10"])
+    assert config.options == {"face_mask_types": ["box", "occlusion"], "face_mask_regions": ["skin", "nose"],
+                              "face_mask_blur": 0.5, "face_mask_padding": 10.0}
+
+
+@pytest.mark.parametrize("bad", [["--opacity", "1.5"], ["--mouth-mask", "-1"], ["--smoothing", "nan"],
+                                 ["--face-mask-blur", "2"]])
 def test_option_flags_out_of_range_are_usage_errors(face_path, bad, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_config(["-s", str(face_path), *bad])

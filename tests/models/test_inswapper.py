@@ -1,4 +1,12 @@
-"""The batched inswapper path equals insightface's reference `INSwapper.get(paste_back=True)`.
+"""The batched inswapper path equals insightface's reference `INSwapper.get`, pasted through
+the box mask.
+
+insightface's own paste (`paste_back=True`) blends through a mask of its own (a white square
+warped into the frame, eroded and blurred there); the pipeline pastes every swapper through
+the masks its client chose (models/masks.py), box alone by default here: FaceFusion's static
+box mask. So the reference is insightface's crop, latent and model output (`paste_back=False`:
+the swapped crop and its matrix), pasted with full-frame warps through the box mask written
+below from its published recipe, `frame * (1 - m) + fake * m`.
 
 No real inswapper weights exist here: the graph is built in the test with the real model's
 input/output names, shapes and emap initializer (perf/synthetic_models.py).
@@ -18,7 +26,7 @@ from models.processors import NeuralSwapper
 from perf.synthetic_models import inswapper_like
 from tests import media
 
-NO_EXTRAS = {"many_faces": True, "opacity": 1.0, "mouth_mask": 0, "color_correction": False}
+NO_EXTRAS = {"many_faces": True, "opacity": 1.0, "mouth_mask": 0, "color_correction": False, "face_mask_types": ["box"]}
 
 
 
@@ -46,11 +54,28 @@ def source_photos() -> list[np.ndarray]:
     return [tom, astronaut]
 
 
+def box_mask(size: int, blur: float = 0.3) -> np.ndarray:
+    """FaceFusion's static box mask of a `size` crop: 1 inside a border of max(b // 2, 1) pixels,
+    b = int(size * 0.5 * blur), blurred with sigma b / 4."""
+    amount = int(size * 0.5 * blur)
+    border = max(amount // 2, 1)
+    mask = np.ones((size, size), np.float32)
+    mask[:border], mask[-border:], mask[:, :border], mask[:, -border:] = 0, 0, 0, 0
+    return cv2.GaussianBlur(mask, (0, 0), amount * 0.25)
+
+
 def reference_output(reference, analyser, frame: np.ndarray, embedding: np.ndarray) -> np.ndarray:
-    """insightface's own path: every face pasted in turn with full-frame warps."""
+    """insightface's swap of every face (its crop, latent and output), each pasted in turn
+    through the box mask with full-frame warps."""
     output = frame.copy()
+    size = (frame.shape[1], frame.shape[0])
     for face in analyser.analyse([frame], [True], False)[0]:
-        output = reference.get(output, ReferenceFace(kps=face.kps), ReferenceFace(embedding=embedding), paste_back=True)
+        fake, matrix = reference.get(frame, ReferenceFace(kps=face.kps), ReferenceFace(embedding=embedding),
+                                     paste_back=False)
+        inverse = cv2.invertAffineTransform(matrix)
+        warped = cv2.warpAffine(fake, inverse, size, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        mask = cv2.warpAffine(box_mask(fake.shape[0]), inverse, size)[..., None]
+        output = (output * (1.0 - mask) + warped * mask).astype(np.uint8)
     return output
 
 

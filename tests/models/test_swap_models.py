@@ -190,7 +190,8 @@ def test_a_batch_mixes_clients_that_chose_different_swappers(family_hub, models_
     both = NeuralSwapper(family_hub, "hyperswap_1a_256", name="hyperswap_1a_256")
     both.join(NeuralSwapper(family_hub, "ghost_2_256", name="ghost_2_256"))
     assert both.option_choices == {"swapper": {"hyperswap_1a_256": "ResearchRAIL (FaceFusion, 2025)",
-                                               "ghost_2_256": "Apache-2.0 (ai-forever, 2022)"}}
+                                               "ghost_2_256": "Apache-2.0 (ai-forever, 2022)"},
+                                   "face_mask_types": ("box",)}
     tom = cv2.imread(str(media.insightface_image("Tom_Hanks_54745.png")))
     frame = media.group_photo()
     chosen = [None, "ghost_2_256", "hyperswap_1a_256"]

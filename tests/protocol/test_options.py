@@ -44,7 +44,8 @@ def test_the_docs_table_lists_every_option_its_type_and_default():
         if option.server_choices:
             continue  # its default is the server's
         value = json.loads(default.strip("`"))
-        assert (type(value) is bool, value) == (type(option.default) is bool, option.default), name
+        expected = list(option.default) if option.many else option.default
+        assert (type(value) is bool, value) == (type(expected) is bool, expected), name
 
 
 def test_the_readmes_table_lists_every_option_with_its_flag():
@@ -107,3 +108,20 @@ def test_a_servers_table_offers_only_what_it_loaded():
     assert (served["swapper"]["default"], served["swapper"]["choices"]) == ("hyperswap_1a_256",
                                                                           ["hyperswap_1a_256", "inswapper"])
     assert served["opacity"]["default"] == 0.5
+
+
+def test_a_servers_masks_are_those_it_loaded_and_the_others_are_checked_as_any_option():
+    plain, parsing = for_server({"face_mask_types": ("box",)}), for_server({"face_mask_types": ("box", "region")})
+    assert (defaults(plain)["face_mask_types"], defaults(parsing)["face_mask_types"]) == (["box"], ["box"])
+    assert "face_mask_types" not in DEFAULT_OPTIONS  # outside a server, nobody knows which it has
+    assert validate({"face_mask_types": ["region", "box"]}, parsing) == {"face_mask_types": ["region", "box"]}
+    with pytest.raises(OptionError, match="face_mask_types: must be a list of distinct values among box$"):
+        validate({"face_mask_types": ["box", "occlusion"]}, plain)
+    with pytest.raises(OptionError, match="face_mask_regions: must be a list of distinct values among skin, "):
+        validate({"face_mask_regions": ["skin", "ears"]})
+    with pytest.raises(OptionError, match="face_mask_blur: must be a number from 0 to 1"):
+        validate({"face_mask_blur": 2})
+    with pytest.raises(OptionError, match="face_mask_padding: must be a number from 0 to 50"):
+        validate({"face_mask_padding": -1})
+    assert validate({"face_mask_regions": [], "face_mask_padding": 12.5}) == {"face_mask_regions": [],
+                                                                              "face_mask_padding": 12.5}

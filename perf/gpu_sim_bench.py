@@ -5,7 +5,9 @@ H100-class GPU would take (GIL released, no CPU used), with real detector and la
 outputs replayed and the swapper's crops echoed, so everything around the models (decode,
 crops, tracking, paste-back, blending, encode, scheduling) does its real work here. The
 swapper is inswapper_128 (or `--swapper FILE`, any other family's) on a graph with its exact
-signature (no weights needed). These are projections, not GPU measurements.
+signature (no weights needed); `--face-occluder xseg_1` (or xseg_2, xseg_3, many) adds the
+occlusion mask, which every client then gets (the server's default when it has an occluder),
+on a graph with xseg's signature. These are projections, not GPU measurements.
 
 1. Saturation: eight clients offering far more than the device can do (the `t4` table, six
    faces a frame: ~33 ms of device time per frame, so the device, not this machine's two
@@ -32,16 +34,18 @@ from client.__main__ import run_loop  # noqa: E402
 from perf.latency_probe import ProbeConfig, run_probe  # noqa: E402
 from perf.probe_results import ProbeResult  # noqa: E402
 from models.swap_models import FAMILY_FILES  # noqa: E402
-from perf.synthetic_models import family_like, inswapper_like  # noqa: E402
+from models.masks import OCCLUDERS  # noqa: E402
+from perf.synthetic_models import family_like, inswapper_like, xseg_like  # noqa: E402
 
 SUSTAINED_FPS = 27.0  # of 30 offered: what counts as a client getting its frames
 P99_GOAL_MS = 100.0
 PROJECTED_CORES = 16
 
 
-def server_args(models_dir: Path, table: str, swapper: str = "inswapper") -> tuple[str, ...]:
+def server_args(models_dir: Path, table: str, swapper: str = "inswapper",
+                occluder: str | None = None) -> tuple[str, ...]:
     return ("--provider", "simulated", "--simulated-device", table, "--frame-processor", swapper,
-            "--models-dir", str(models_dir))
+            "--models-dir", str(models_dir), *(("--face-occluder", occluder) if occluder else ()))
 
 
 def device_busy(result: ProbeResult) -> float:
@@ -63,7 +67,7 @@ def replay_misses(result: ProbeResult) -> int:
 async def measure(args: argparse.Namespace, models_dir: Path) -> None:
     base = ProbeConfig(spawn=True, duration_s=args.duration, warmup_s=args.warmup, scene=args.scene, progress=False)
 
-    saturated = await run_probe(replace(base, server_args=server_args(models_dir, "t4", args.swapper), clients=8,
+    saturated = await run_probe(replace(base, server_args=server_args(models_dir, "t4", args.swapper, args.face_occluder), clients=8,
                                         in_flight=1000, pacing=False))
     busy = device_busy(saturated)
     print(f"1. saturation (t4, {args.scene}, 8 open-loop clients x 30 fps): device busy {busy:.0%} "
@@ -74,7 +78,7 @@ async def measure(args: argparse.Namespace, models_dir: Path) -> None:
     print(f"{'clients':>7} {'fps':>7} {'fps/cl':>7} {'p50 ms':>7} {'p99 ms':>7} {'busy':>5} {'batch':>5} {'sustained':>9}")
     sustained, last = 0, None
     for clients in args.clients:
-        result = await run_probe(replace(base, server_args=server_args(models_dir, "h100", args.swapper), clients=clients))
+        result = await run_probe(replace(base, server_args=server_args(models_dir, "h100", args.swapper, args.face_occluder), clients=clients))
         latency = result.latency
         ok = result.fps_per_client >= SUSTAINED_FPS and latency.p99_ms <= P99_GOAL_MS
         sustained = clients if ok else sustained
@@ -99,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,2,4,8,12", help="client counts of the capacity sweep")
     parser.add_argument("--swapper", default="inswapper", choices=("inswapper", *FAMILY_FILES),
                         help="the swapper, on a graph with its model's signature (its cost from the simulated table)")
+    parser.add_argument("--face-occluder", choices=tuple(OCCLUDERS),
+                        help="add the occlusion mask (on a graph with xseg's signature; its cost from the table)")
     parser.add_argument("--scene", default="group", choices=("group", "astronaut", "tom"),
                         help="what the cameras see: group (six faces) or one face")
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
@@ -112,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             inswapper_like(models_dir / "inswapper_128.onnx")
         else:
             family_like(models_dir, args.swapper)
+        for occluder in OCCLUDERS.get(args.face_occluder, ()):
+            xseg_like(models_dir / f"{occluder}.onnx")
         run_loop(measure(args, models_dir))
     return 0
 

@@ -82,8 +82,9 @@ def build_processors(names: Sequence[str], settings: ModelSettings, device: Mode
             first.join(processor)
             continue
         processors.append(processor)
-    if (settings.face_occluder or settings.face_parser) and not any(isinstance(p, NeuralSwapper) for p in processors):
-        log.warning("--face-occluder and --face-parser are the masks of the neural swappers; %s use none",
+    if (settings.face_occluder or settings.face_parser) and not any(isinstance(p, (NeuralSwapper, FaceEnhancer))
+                                                                    for p in processors):
+        log.warning("--face-occluder and --face-parser are the masks of the neural swappers and the enhancers; %s use none",
                     ", ".join(p.name for p in processors))
     swappers = [p.name for p in processors if isinstance(p, (ClassicSwapper, NeuralSwapper))]
     if len(swappers) > 1:

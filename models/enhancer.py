@@ -16,9 +16,10 @@ model call, not one per face, so the faces of clients who chose different weight
 once for all faces of the batch.
 
 The restored crop goes back through the inverse of its alignment, inside the face's ROI
-only, through the masks its client chose (models/masks.py, as the swappers': the box mask
-with the client's blur and padding, occlusion, regions; all faces of the batch masked in one
-call of each mask model), and by the client's blend amount `b` (the `enhancer_blend`
+only, through the masks of models/masks.py (as FaceFusion's enhancer: the box mask with the
+client's blur and no padding, and the occlusion when the client chose it, so a hand in front
+of the face is not restored over; all faces of the batch masked in one call of each mask
+model), and by the client's blend amount `b` (the `enhancer_blend`
 option): `addWeighted(frame, 1 - b, pasted, b)` where `pasted` is the mask's paste, which is
 one blend of the frame towards the restored face by `b x mask`.
 """
@@ -69,6 +70,10 @@ ENHANCERS: Mapping[str, EnhancerModel] = {
 }
 
 
+# protocol/options.py's `enhancer_blend` (percent) and `enhancer_weight` defaults (a test holds them together).
+DEFAULT_BLEND, DEFAULT_WEIGHT = 80.0, 0.5
+
+
 @dataclass(frozen=True)
 class EnhanceJob:
     """One face to restore, with its client's choices."""
@@ -76,7 +81,7 @@ class EnhanceJob:
     frame: np.ndarray  # restored in place
     face: Face
     blend: float  # 0..1: how much of the restored face goes over the frame
-    weight: float = 0.5  # CodeFormer's fidelity; the other enhancers have none
+    weight: float = DEFAULT_WEIGHT  # CodeFormer's fidelity; the other enhancers have none
     options: Mapping[str, Any] = field(default_factory=dict)  # its client's live options: the masks it chose
 
 

@@ -28,7 +28,7 @@ from typing import IO, Iterator, Sequence
 
 from tqdm import tqdm
 
-from .registry import ModelError, ModelSpec, sidecar_path
+from .registry import ModelError, ModelSpec, parse_crc32, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +124,13 @@ def _published_crc32(url: str, timeout: float) -> str:
     """The CRC32 a `.hash` sidecar publishes (8 hex digits, maybe with whitespace)."""
     try:
         with _open(url, timeout) as response:
-            text = response.read(64).decode("ascii", "replace").strip().lower()
+            text = response.read(64).decode("ascii", "replace")
     except (OSError, http.client.HTTPException) as error:
         raise FetchError(f"reading {url} failed: {error!r}") from error
-    if len(text) != 8 or any(c not in "0123456789abcdef" for c in text):
-        raise FetchError(f"{url} holds no CRC32 ({text[:20]!r})")
-    return text
+    crc32 = parse_crc32(text)
+    if crc32 is None:
+        raise FetchError(f"{url} holds no CRC32 ({text.strip()[:20]!r})")
+    return crc32
 
 
 def download(spec: ModelSpec, directory: Path, timeout: float = TIMEOUT_S) -> Fetched:

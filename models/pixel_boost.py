@@ -28,6 +28,9 @@ from .host import HostPool
 Cut = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
+DEFAULT = "1x"  # protocol/options.py's `pixel_boost` default (a test holds them together)
+
+
 def factor(choice: str) -> int:
     """The factor of a `pixel_boost` option's value: "2x" -> 2."""
     return int(choice.removesuffix("x"))

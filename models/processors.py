@@ -20,12 +20,12 @@ import numpy as np
 from . import classic, pixel_boost
 from .analysis import FaceAnalyser, embedding
 from .blend import Patch, paste
-from .enhancer import EnhanceJob, Enhancer
+from .enhancer import DEFAULT_BLEND, DEFAULT_WEIGHT, EnhanceJob, Enhancer
 from .face import Face, SwapJob
 from .frame import FrameContext
 from .host import HostPool
 from .hub import ModelHub
-from .masks import MaskJob
+from .masks import DEFAULT_BLUR, MaskJob
 from .paste_back import patch
 from .recognizer import cosine
 from .registry import MODELS, ModelError, require
@@ -170,7 +170,7 @@ class NeuralSwapper:
         by_model: dict[str, list[SwapJob]] = {}
         for index, frame_faces in zip(chosen, _analyse(self.analyser, frames, contexts, chosen, needs_landmarks)):
             model = self._choice(contexts[index])
-            boost = pixel_boost.factor(contexts[index].options.get("pixel_boost", "1x"))
+            boost = pixel_boost.factor(contexts[index].options.get("pixel_boost", pixel_boost.DEFAULT))
             by_model.setdefault(model, []).extend(
                 SwapJob(index, face, source.identities[model], boost) for face in frame_faces
                 if (source := _source_for(face, contexts[index], self.name)) is not None)
@@ -209,8 +209,9 @@ class FaceEnhancer:
 
     @property
     def option_choices(self) -> dict[str, tuple[str, ...]]:
-        """The mask types its restored faces may be pasted through (those this server has)."""
-        return {"face_mask_types": self.enhancer.masker.types}
+        """The mask types its restored faces may be pasted through (those this server has; not the
+        regions, which are the swap's)."""
+        return {"face_mask_types": tuple(kind for kind in self.enhancer.masker.types if kind != "region")}
 
     def prepare_source(self, image: np.ndarray) -> None:
         return None
@@ -220,12 +221,22 @@ class FaceEnhancer:
                   if (any(s is not None for s in c.sources.values()) or c.face_map)
                   and c.options.get("opacity", 1.0) > 0 and _enhance_choices(c.options)[0] > 0]
         faces = self.analyser.analyse_tracked([frames[i] for i in chosen], [contexts[i] for i in chosen], False)
+        masks = {index: self._mask_options(contexts[index].options) for index in chosen}
         self.enhancer.enhance([EnhanceJob(frames[index], face, *_enhance_choices(contexts[index].options),
-                                          options=contexts[index].options)
+                                          options=masks[index])
                                for index, frame_faces in zip(chosen, faces) for face in frame_faces])
         return list(frames)
+
+    def _mask_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The masks a restored face goes back through: the box (the client's blur, no padding:
+        the restored square must fade out before its edge whatever the swap's masks), and the
+        occlusion when the client chose it; never the regions (they are the swap's choice)."""
+        chosen = self.enhancer.masker.chosen(options)
+        return {"face_mask_types": ["box", *(["occlusion"] if "occlusion" in chosen else [])],
+                "face_mask_blur": options.get("face_mask_blur", DEFAULT_BLUR), "face_mask_padding": 0.0}
 
 
 def _enhance_choices(options: Mapping[str, Any]) -> tuple[float, float]:
     """A client's blend amount (0..1, from its `enhancer_blend` percentage) and CodeFormer fidelity."""
-    return float(options.get("enhancer_blend", 80)) / 100, float(options.get("enhancer_weight", 0.5))
+    return (float(options.get("enhancer_blend", DEFAULT_BLEND)) / 100,
+            float(options.get("enhancer_weight", DEFAULT_WEIGHT)))

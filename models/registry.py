@@ -224,13 +224,18 @@ def sidecar_path(path: Path) -> Path:
     return path.with_suffix(".hash")
 
 
+def parse_crc32(text: str) -> str | None:
+    """The CRC32 a sidecar holds (8 hex digits, maybe with whitespace), lowercase; None if it holds none."""
+    text = text.strip().lower()
+    return text if len(text) == 8 and all(c in "0123456789abcdef" for c in text) else None
+
+
 def published_crc32(path: Path) -> str | None:
     """The CRC32 in the file's sidecar, or None when there is none (or it holds no CRC32)."""
     try:
-        text = sidecar_path(path).read_text("ascii", "replace").strip().lower()
+        return parse_crc32(sidecar_path(path).read_text("ascii", "replace"))
     except OSError:
         return None
-    return text if len(text) == 8 and all(c in "0123456789abcdef" for c in text) else None
 
 
 @dataclass(frozen=True)
@@ -243,7 +248,9 @@ class Provenance:
     detail: str
 
 
-def provenance(spec: ModelSpec, path: Path) -> Provenance:
+def provenance(spec: ModelSpec, path: Path, hash_unknown: bool = True) -> Provenance:
+    """`hash_unknown`: give the sha256 of a file with nothing published to compare (for
+    pinning it), which reads the whole file; the server's start-up does not."""
     if spec.sha256 is not None:
         digest = sha256_of(path)
         if digest == spec.sha256:
@@ -257,7 +264,8 @@ def provenance(spec: ModelSpec, path: Path) -> Provenance:
         return Provenance(False, f"CRC32 {crc} differs from the published {published} ({sidecar_path(path).name}): "
                                  "a converted or fine-tuned file?")
     hint = f"; no {sidecar_path(path).name} beside it" if spec.crc32_sidecar else ""
-    return Provenance(None, f"sha256 {sha256_of(path)}, nothing published to compare{hint}")
+    digest = f"sha256 {sha256_of(path)}, " if hash_unknown else ""
+    return Provenance(None, f"{digest}nothing published to compare{hint}")
 
 
 _announced: set[tuple[str, str]] = set()
@@ -275,7 +283,7 @@ def announce(spec: ModelSpec, path: Path) -> None:
     if spec.embedded and spec.sha256 is not None:
         log.info("model %s: %s (embedded; licence: %s)", spec.name, path, spec.licence)
         return
-    checked = provenance(spec, path)
+    checked = provenance(spec, path, hash_unknown=False)
     if checked.matches is False:
         log.warning("model %s: %s is not the published file: %s (licence of the published one: %s)",
                     spec.name, path, checked.detail, spec.licence)

@@ -102,7 +102,7 @@ OPTIONS: dict[str, Option] = {option.name: option for option in (
            "(GET /options lists them; its first is the default)", server_choices=True),
     Option("pixel_boost", "1x", "boost", "run the swapper on your faces cropped 2, 3 or 4 times its size (t): "
            "t*t model calls' worth of device time per face for t times the resolution (a 128 px model at "
-           "256-512 px, a 256 px one at 512-1024); neural swappers only", choices=("1x", "2x", "3x", "4x")),
+           "256-512 px, a 256 px one at 512-1024, simswap_unofficial_512 at 1024-2048); neural swappers only", choices=("1x", "2x", "3x", "4x")),
     Option("many_faces", True, "many faces", "swap every face in the frame (off: only the largest)"),
     Option("mouth_mask", 0.0, "mouth", "keep the target's own mouth: 0 off .. 100 (more keeps more around it)",
            low=0, high=100, switch_on=50.0),

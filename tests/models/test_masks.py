@@ -117,6 +117,15 @@ def test_the_options_table_and_the_masks_name_the_same_things():
     assert (OPTIONS["face_mask_blur"].default, OPTIONS["face_mask_padding"].default) == (DEFAULT_BLUR, DEFAULT_PADDING)
 
 
+def test_the_models_defaults_are_the_options_tables():
+    """models/ imports nothing of ours, so it names the options' defaults itself: held to the table here."""
+    from models import enhancer, pixel_boost
+
+    assert (OPTIONS["enhancer_blend"].default, OPTIONS["enhancer_weight"].default) == (enhancer.DEFAULT_BLEND,
+                                                                                       enhancer.DEFAULT_WEIGHT)
+    assert OPTIONS["pixel_boost"].default == pixel_boost.DEFAULT
+
+
 @pytest.mark.parametrize("size", [128, 256, 512])
 @pytest.mark.parametrize("blur, padding", [(0.3, 0), (0, 0), (0.5, 10), (1, 0), (0.1, 25)])
 def test_the_box_mask_is_the_published_one(size, blur, padding):
@@ -278,7 +287,12 @@ def test_the_enhancer_pastes_through_the_same_masks(models_dir, swapper):
     exactly as it was with occlusion chosen, and is restored over without it."""
     enhancer_like(models_dir / "gpen_bfr_512.onnx", 512, False)
     enhancer = FaceEnhancer(mask_hub(models_dir), "gpen_bfr_512", name="gpen_bfr_512")
-    assert enhancer.option_choices == {"face_mask_types": ("box", "occlusion", "region")}
+    assert enhancer.option_choices == {"face_mask_types": ("box", "occlusion")}  # the regions are the swap's
+    # Whatever the swap's masks, the restored square fades out through the box (the client's blur,
+    # no padding), and a chosen occlusion applies to it too.
+    assert enhancer._mask_options({"face_mask_types": [], "face_mask_padding": 20, "face_mask_blur": 0.5}) == {
+        "face_mask_types": ["box"], "face_mask_blur": 0.5, "face_mask_padding": 0.0}
+    assert enhancer._mask_options({"face_mask_types": ["occlusion", "region"]})["face_mask_types"] == ["box", "occlusion"]
     frame = painted((PATCH, BLUE))
     faces = swapper.analyser.analyse([frame], [True], False)[0]
 

@@ -164,13 +164,14 @@ async def test_fuzzed_messages_never_break_the_server(start_server, http, frame_
 @pytest.mark.skipif(sys.platform != "linux", reason="atheris runs on Linux")
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="atheris has no release for Python 3.12 and later (setup.cfg "
                     "installs it below 3.12); there the codecs are fuzzed by the hypothesis tests in tests/protocol")
-def test_atheris_fuzzes_both_codecs():
+def test_atheris_fuzzes_both_codecs(tmp_path):
     pytest.importorskip("atheris", reason="atheris is not installed (pip install -e '.[test]' on Python < 3.12)")
     result = subprocess.run(
         # libFuzzer's RSS limit reads the process's peak RSS, which Linux carries over an exec
         # from the forked pytest (a suite that ran large models peaks above the 2 GB default):
         # the limit is for the fuzzer's own growth, so it is set above what it inherits.
-        [sys.executable, "tests/fuzz/codecs_fuzz.py", "-runs=100000", "-seed=1", "-rss_limit_mb=8192"],
+        [sys.executable, "tests/fuzz/codecs_fuzz.py", "-runs=100000", "-seed=1", "-rss_limit_mb=8192",
+         f"-artifact_prefix={tmp_path}/"],  # a crash's input is kept there, not in the checkout
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]

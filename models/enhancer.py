@@ -9,8 +9,9 @@ the restored crop in [-1, 1] (clipped, `(x + 1) / 2 * 255`, BGR): `CropFormat`'s
 signed format, the one the [-1, 1] swapper families use.
 
 CodeFormer also takes `weight`, shape (1,) float64: its fidelity, 0 (the most restored) to
-1 (the closest to the face it was given), fed only to a model that declares it (the table
-says which, and a file's inputs are checked against it at start-up). It is one value per
+1 (the closest to the face it was given), fed only to a file that declares it (the
+published CodeFormer does; an export without it loads and runs at its built-in fidelity, and
+a file with it is fed whatever its name). It is one value per
 model call, not one per face, so the faces of clients who chose different weights (the
 `enhancer_weight` option) go in one call per distinct weight; every other enhancer runs
 once for all faces of the batch.
@@ -45,13 +46,12 @@ class EnhancerModel:
     """What one enhancer file takes, beside what all of them share."""
 
     crop: CropFormat  # its template and size (the normalisation and output range are all the same)
-    takes_weight: bool = False  # CodeFormer's fidelity input `weight`
+    takes_weight: bool = False  # the published file declares CodeFormer's fidelity input `weight`
 
-    @property
-    def inputs(self) -> dict[str, tuple[int, ...]]:
+    def inputs(self, weight: bool) -> dict[str, tuple[int, ...]]:
         """Its inputs by name, each shape without the batch axis (`weight` has none: (1,) is one value)."""
         shapes: dict[str, tuple[int, ...]] = {"input": (3, self.crop.size, self.crop.size)}
-        if self.takes_weight:
+        if weight:
             shapes["weight"] = ()
         return shapes
 
@@ -92,7 +92,9 @@ class Enhancer:
     def __init__(self, name: str, session: DeviceSession, host: HostPool | None = None,
                  masker: FaceMasker | None = None) -> None:
         self.model = ENHANCERS[name]
-        check_inputs(session, name, self.model.inputs)
+        # `weight` is fed only to a file that declares it (an export of CodeFormer without it loads too).
+        self.takes_weight = "weight" in {i.name for i in session.get_inputs()}
+        check_inputs(session, name, self.model.inputs(self.takes_weight))
         self.session = session
         self.host = host or HostPool()
         self.masker = masker or FaceMasker(host=self.host)  # box masks only, without mask models
@@ -122,7 +124,7 @@ class Enhancer:
                jobs: Sequence[EnhanceJob]) -> list[tuple[slice | list[int], dict[str, np.ndarray]]]:
         """The model calls of one batch, each with the faces it restores: all at once, or, for a
         model whose `weight` is one value per call, one call per distinct weight."""
-        if not self.model.takes_weight:
+        if not self.takes_weight:
             return [(slice(None), {"input": blob})]
         by_weight: dict[float, list[int]] = {}
         for index, job in enumerate(jobs):

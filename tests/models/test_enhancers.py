@@ -20,6 +20,7 @@ from models.registry import MODELS, ModelError, locate
 from models.simulated import COST_TABLES, cost_of
 from perf.synthetic_models import enhancer_file_like, enhancer_like
 from tests import media
+from tests.models.published import box_mask
 from tests.models.test_swap_models import PUBLISHED_TEMPLATES
 
 # name: (template, crop size, takes CodeFormer's `weight`), as published.
@@ -59,14 +60,6 @@ def group(hub):
     return frame, hub.analyser.analyse([frame], [True], False)[0]
 
 
-def published_box_mask(size: int) -> np.ndarray:
-    """The box mask with no padding: zero for half the blur on each side, Gaussian-blurred by a quarter of it."""
-    blur = int(size * 0.5 * BOX_MASK_BLUR)
-    edge = max(blur // 2, 1)
-    mask = np.ones((size, size), np.float32)
-    mask[:edge], mask[-edge:], mask[:, :edge], mask[:, -edge:] = 0, 0, 0, 0
-    return cv2.GaussianBlur(mask, (0, 0), blur * 0.25)
-
 
 def reference_enhance(path: Path, name: str, frame: np.ndarray, faces, blend: float, weight: float) -> np.ndarray:
     """The published enhancer, face by face: crop on the template at the model's size, RGB,
@@ -87,7 +80,7 @@ def reference_enhance(path: Path, name: str, frame: np.ndarray, faces, blend: fl
         output = session.run(None, feeds)[0][0]
         restored = ((np.clip(output, -1, 1) + 1) / 2 * 255).round().astype(np.uint8).transpose(1, 2, 0)[..., ::-1]
         inverse = cv2.invertAffineTransform(matrix)
-        mask = cv2.warpAffine(published_box_mask(size), inverse, (width, height)).clip(0, 1)[..., None]
+        mask = cv2.warpAffine(box_mask(size, BOX_MASK_BLUR), inverse, (width, height)).clip(0, 1)[..., None]
         back = cv2.warpAffine(np.ascontiguousarray(restored), inverse, (width, height), borderMode=cv2.BORDER_REPLICATE)
         pasted = (result * (1 - mask) + back * mask).astype(np.uint8)
         result = cv2.addWeighted(result, 1 - blend, pasted, blend, 0)
@@ -186,8 +179,7 @@ def test_the_default_enhancer_restores_swapped_frames_only(enhancer_hub, group):
 
 @pytest.mark.parametrize("name, graph, message", [
     ("gpen_bfr_512", {"side": 256}, r"gpen_bfr_512: inputs input \[\S+, 3, 256, 256\]; .* input \(N, 3, 512, 512\)"),
-    ("codeformer", {"side": 512}, r"codeformer: inputs input \[\S+, 3, 512, 512\]; .* input \(N, 3, 512, 512\), weight"),
-    ("gfpgan_1.3", {"side": 512, "weight": True}, r"gfpgan_1.3: inputs input \[\S+, 3, 512, 512\], weight \["),
+    ("codeformer", {"side": 256}, r"codeformer: inputs input \[\S+, 3, 256, 256\]; .* input \(N, 3, 512, 512\)"),
 ])
 def test_a_file_that_is_not_the_model_is_refused_at_start_up(hub, tmp_path, name, graph, message):
     with pytest.raises(ModelError, match=message):
@@ -207,3 +199,18 @@ def test_enhancers_cost_gfpgans_per_pixel_on_the_simulated_device_and_echo_the_c
     enhancer.enhance([EnhanceJob(image, faces[0], blend=1.0, weight=0.2)])
     inside, background = media.region_changes(frame, image, [faces[0].box])
     assert inside[0] < 3.0 and background == 0, "the echoed crop pastes back as (nearly) the face it was"
+
+
+def test_weight_is_fed_only_to_a_file_that_declares_it(hub, tmp_path, group):
+    """MODELS.md: CodeFormer's `weight` is fed only when the model declares it: an export
+    without it loads and restores; a file that has it gets each client's fidelity."""
+    frame, faces = group
+    without = Enhancer("codeformer", hub.session("codeformer", enhancer_like(tmp_path / "a.onnx", 512, False)))
+    with_weight = Enhancer("gfpgan_1.3", hub.session("gfpgan_1.3", enhancer_like(tmp_path / "b.onnx", 512, True)))
+    assert (without.takes_weight, with_weight.takes_weight) == (False, True)
+    for enhancer in (without, with_weight):
+        counting = enhancer.session = CountingSession(enhancer.session)
+        images = [frame.copy(), frame.copy()]
+        enhancer.enhance([EnhanceJob(image, faces[0], blend=1.0, weight=weight) for image, weight in zip(images, (0.2, 0.9))])
+        assert not np.array_equal(images[0], frame)
+        assert sorted(counting.calls) == ([(2, None)] if enhancer is without else [(1, 0.2), (1, 0.9)])

@@ -25,6 +25,7 @@ from models.frame import FrameContext
 from models.processors import NeuralSwapper
 from perf.synthetic_models import inswapper_like
 from tests import media
+from tests.models.published import box_mask
 
 NO_EXTRAS = {"many_faces": True, "opacity": 1.0, "mouth_mask": 0, "color_correction": False, "face_mask_types": ["box"]}
 
@@ -53,15 +54,6 @@ def source_photos() -> list[np.ndarray]:
     astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     return [tom, astronaut]
 
-
-def box_mask(size: int, blur: float = 0.3) -> np.ndarray:
-    """FaceFusion's static box mask of a `size` crop: 1 inside a border of max(b // 2, 1) pixels,
-    b = int(size * 0.5 * blur), blurred with sigma b / 4."""
-    amount = int(size * 0.5 * blur)
-    border = max(amount // 2, 1)
-    mask = np.ones((size, size), np.float32)
-    mask[:border], mask[-border:], mask[:, :border], mask[:, -border:] = 0, 0, 0, 0
-    return cv2.GaussianBlur(mask, (0, 0), amount * 0.25)
 
 
 def reference_output(reference, analyser, frame: np.ndarray, embedding: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from models.simulated import COST_TABLES
 from perf.synthetic_models import bisenet_like, enhancer_like, family_like, inswapper_like, parser_palette, xseg_like
 from protocol.options import OPTIONS
 from tests import media
+from tests.models import published
 
 SWAPPER = "hyperswap_1a_256"
 NO_EXTRAS = {"color_correction": False, "smoothing": 0}
@@ -63,13 +64,6 @@ def painted(*patches: tuple[tuple[slice, slice], tuple[int, int, int]]) -> np.nd
 
 
 # The references, from the published facts.
-
-def reference_box(size: int, blur: float, padding: float) -> np.ndarray:
-    amount = int(size * 0.5 * blur)
-    border = max(amount // 2, 1, int(size * padding / 100))
-    mask = np.ones((size, size), np.float32)
-    mask[:border], mask[-border:], mask[:, :border], mask[:, -border:] = 0, 0, 0, 0
-    return cv2.GaussianBlur(mask, (0, 0), amount * 0.25) if amount > 0 else mask
 
 
 def ramp(mask: np.ndarray, size: int) -> np.ndarray:
@@ -129,7 +123,7 @@ def test_the_models_defaults_are_the_options_tables():
 @pytest.mark.parametrize("size", [128, 256, 512])
 @pytest.mark.parametrize("blur, padding", [(0.3, 0), (0, 0), (0.5, 10), (1, 0), (0.1, 25)])
 def test_the_box_mask_is_the_published_one(size, blur, padding):
-    assert np.allclose(box_mask(size, blur, padding), reference_box(size, blur, padding), atol=1e-6)
+    assert np.allclose(box_mask(size, blur, padding), published.box_mask(size, blur, padding), atol=1e-6)
 
 
 def test_box_blur_and_padding_change_what_is_swapped(swapper, source):
@@ -164,7 +158,7 @@ def test_each_mask_is_its_published_reference_and_they_combine_by_their_minimum(
     occluders = ["xseg_1", "xseg_2", "xseg_3"] if occluder == "many" else [occluder]
     for index, (fake, matrix) in enumerate(zip(fakes, matrices)):
         size = fake.shape[0]
-        expected = {"box": reference_box(size, 0.4, 5),
+        expected = {"box": published.box_mask(size, 0.4, 5),
                     "occlusion": reference_occlusion(models_dir, occluders, frame, matrix, size),
                     "region": reference_region(models_dir, fake, regions)}
         for kind in MASK_TYPES:

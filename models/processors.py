@@ -139,6 +139,12 @@ class NeuralSwapper:
         self.host = hub.host
 
     @property
+    def options_read(self) -> tuple[str, ...]:
+        """The live options only some processors read (protocol/options.py's `read_by`) that this one does."""
+        regions = ("face_mask_regions",) if "region" in self.masker.types else ()
+        return ("pixel_boost", "face_mask_blur", "face_mask_padding", *regions)
+
+    @property
     def option_choices(self) -> dict[str, Mapping[str, str] | tuple[str, ...]]:
         """The `swapper` choices, each with its licence (shown where a client chooses), and the
         mask types this server has models for."""
@@ -206,6 +212,8 @@ class FaceEnhancer:
         self.name = name
         self.enhancer = Enhancer(model, hub.session(model, model_path), hub.host, hub.masker)
         self.analyser = hub.analyser
+
+    options_read = ("enhancer_blend", "enhancer_weight", "face_mask_blur")  # see NeuralSwapper.options_read
 
     @property
     def option_choices(self) -> dict[str, tuple[str, ...]]:

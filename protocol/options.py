@@ -11,13 +11,16 @@ Every change is validated as a whole before anything is applied, so a bad field 
 nothing and the error names the field.
 
 Some options choose among what a server has loaded (its swapper models, its mask models):
-their rows say `server_choices`, and a server validates against, and serves, `for_server(...)`:
-this table with those options' choices and defaults narrowed to what it has.
+their rows say `server_choices`. Others only mean something to some processors (pixel boost
+and the mask settings to a neural swapper, the enhancer's to an enhancer): their rows say
+`read_by`, and a server offers them only when one of its processors reads them. A server
+validates against, and serves, `for_server(...)`: this table with those options' choices and
+defaults narrowed to what it has, without the options nothing of it reads.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Collection, Literal, Mapping, Sequence
 
 
 class OptionError(ValueError):
@@ -46,6 +49,7 @@ class Option:
     many: bool = False  # a list of distinct choices (masks to combine, regions to keep), in any order
     server_choices: bool = False  # the choices are those of `choices` the server has loaded (any, when empty)
     notes: Mapping[str, str] = field(default_factory=dict)  # choice -> what to know when choosing it (a licence)
+    read_by: str = ""  # offered only by a server with a processor that reads it (these; "": every server)
 
     @property
     def kind(self) -> Literal["switch", "number", "choice", "set"]:
@@ -97,12 +101,18 @@ class Option:
 FACE_REGIONS = ("skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "glasses", "nose", "mouth",
                 "upper-lip", "lower-lip")
 
+# Who reads the options that only some processors read (`Option.read_by`, as error messages name them).
+NEURAL_SWAPPERS = "a neural swapper (inswapper, hyperswap_1a_256, ...)"
+MASKED = "a neural swapper or a face enhancer"
+ENHANCERS = "a face enhancer (--frame-processor gfpgan_1.4, codeformer, ...)"
+
 OPTIONS: dict[str, Option] = {option.name: option for option in (
     Option("swapper", "", "swapper", "the swapper model for your faces, among those the server has loaded "
            "(GET /options lists them; its first is the default)", server_choices=True),
     Option("pixel_boost", "1x", "boost", "run the swapper on your faces cropped 2, 3 or 4 times its size (t): "
            "t*t model calls' worth of device time per face for t times the resolution (a 128 px model at "
-           "256-512 px, a 256 px one at 512-1024, simswap_unofficial_512 at 1024-2048); neural swappers only", choices=("1x", "2x", "3x", "4x")),
+           "256-512 px, a 256 px one at 512-1024, simswap_unofficial_512 at 1024-2048)", choices=("1x", "2x", "3x", "4x"),
+           read_by=NEURAL_SWAPPERS),
     Option("many_faces", True, "many faces", "swap every face in the frame (off: only the largest)"),
     Option("mouth_mask", 0.0, "mouth", "keep the target's own mouth: 0 off .. 100 (more keeps more around it)",
            low=0, high=100, switch_on=50.0),
@@ -113,18 +123,19 @@ OPTIONS: dict[str, Option] = {option.name: option for option in (
            choices=("box", "occlusion", "region"), many=True, server_choices=True),
     Option("face_mask_regions", FACE_REGIONS, "regions",
            "with the region mask: the face regions that are swapped (the others keep the target's)",
-           choices=FACE_REGIONS, many=True),
+           choices=FACE_REGIONS, many=True, read_by="a face parser (--face-parser)"),
     Option("face_mask_blur", 0.3, "mask blur", "the box mask's soft edge: 0 (hard) .. 1, a share of the face",
-           low=0, high=1),
+           low=0, high=1, read_by=MASKED),
     Option("face_mask_padding", 0.0, "mask padding",
-           "the box mask's margin, in percent of the face crop on every side: 0 .. 50", low=0, high=50),
+           "the box mask's margin, in percent of the face crop on every side: 0 .. 50", low=0, high=50,
+           read_by=NEURAL_SWAPPERS),
     Option("opacity", 1.0, "opacity", "blend of the swapped face over the original: 0 (swap off) .. 1", low=0, high=1),
     Option("color_correction", True, "colour", "match the swapped face's colour to the target's skin and light"),
     Option("sharpness", 0.0, "sharpness", "sharpen the swapped face only: 0 off .. 5", low=0, high=5),
     Option("enhancer_blend", 80.0, "enhance", "how much of the restored face a face enhancer (--frame-processor "
-           "gfpgan_1.4, codeformer, ...) blends over the frame: 0 off .. 100", low=0, high=100),
+           "gfpgan_1.4, codeformer, ...) blends over the frame: 0 off .. 100", low=0, high=100, read_by=ENHANCERS),
     Option("enhancer_weight", 0.5, "fidelity", "CodeFormer's fidelity: 0 (most restored) .. 1 (closest to the face "
-           "it was given); other enhancers ignore it", low=0, high=1),
+           "it was given); other enhancers ignore it", low=0, high=1, read_by=ENHANCERS),
     Option("blend", "feather", "blend", "feather: soft mask; poisson: seamless clone (OpenCV), costlier",
            choices=("feather", "poisson")),
     Option("mirror", False, "mirror", "flip frames horizontally, as a selfie camera shows you"),
@@ -151,13 +162,17 @@ DEFAULT_OPTIONS: dict[str, Any] = {name: value for name, value in defaults().ite
                                    if not OPTIONS[name].server_choices}
 
 
-def for_server(loaded: Mapping[str, Sequence[str] | Mapping[str, str]]) -> dict[str, Option]:
+def for_server(loaded: Mapping[str, Sequence[str] | Mapping[str, str]],
+               read: Collection[str] = ()) -> dict[str, Option]:
     """The table as a server with these choices loaded offers it: each `server_choices`
     option narrowed to `loaded[name]` (nothing, when absent; a mapping gives each choice a
     note, its model's licence), its default the table's where the server has it, else the
-    first it has (a list option: the table's that it has)."""
+    first it has (a list option: the table's that it has); a `read_by` option only when it is
+    in `read` (the options the server's processors read)."""
     table = {}
     for name, option in OPTIONS.items():
+        if option.read_by and name not in read:
+            continue
         if option.server_choices:
             offered = loaded.get(name, ())
             given = tuple(offered)
@@ -182,6 +197,8 @@ def validate(changes: Mapping[str, Any], table: Mapping[str, Option] = OPTIONS) 
     checked = {}
     for name, value in changes.items():
         option = table.get(name)
+        if option is None and name in OPTIONS:
+            raise OptionError(name, f"not offered by this server: only one with {OPTIONS[name].read_by} reads it")
         if option is None:
             raise OptionError(name, f"unknown option; known: {', '.join(table)}")
         try:

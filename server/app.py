@@ -123,7 +123,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         for index in config.devices:
             devices.append(await _start_device(app, index, HostPool(host_pool)))
         app[STATS].devices = devices
-        app[OPTION_TABLE] = options.for_server(devices[0].pipeline.option_choices())
+        pipeline = devices[0].pipeline
+        app[OPTION_TABLE] = options.for_server(pipeline.option_choices(), pipeline.options_read())
+        for name, value in config.options.items():
+            if name not in app[OPTION_TABLE] and value != options.DEFAULT_OPTIONS[name]:
+                log.warning("%s %s: only a server with %s reads it; this one runs %s", options.OPTIONS[name].flag,
+                            value, options.OPTIONS[name].read_by, ", ".join(p.name for p in pipeline.processors))
         if config.source is not None:
             log.info("default source face: %s", config.source)
         housekeeping = [asyncio.create_task(_close_idle_sessions(app), name="idle-watch"),
@@ -186,7 +191,8 @@ def _new_core(app: web.Application, device: Device, **fields: object) -> Session
         limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes,
                              photos_per_minute=config.max_photos_per_minute),
         sources=device.default_sources,
-        options={**options.defaults(app[OPTION_TABLE]), **config.options},
+        options={**options.defaults(app[OPTION_TABLE]),
+                 **{name: value for name, value in config.options.items() if name in app[OPTION_TABLE]}},
         option_table=app[OPTION_TABLE],
         last_activity=time.monotonic(),
         **fields,  # type: ignore[arg-type]

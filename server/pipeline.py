@@ -80,6 +80,11 @@ class Pipeline:
                     offered.setdefault(name, {}).setdefault(choice, note)
         return offered
 
+    def options_read(self) -> set[str]:
+        """The live options only some processors read (protocol/options.py's `read_by`) that
+        this pipeline's do: the server offers those and not the others."""
+        return {name for processor in self.processors for name in getattr(processor, "options_read", ())}
+
     def _decode(self, work: BatchItem) -> np.ndarray | None:
         try:
             if work.pixels is None:

@@ -125,3 +125,13 @@ def test_a_servers_masks_are_those_it_loaded_and_the_others_are_checked_as_any_o
         validate({"face_mask_padding": -1})
     assert validate({"face_mask_regions": [], "face_mask_padding": 12.5}) == {"face_mask_regions": [],
                                                                               "face_mask_padding": 12.5}
+
+
+def test_a_server_offers_an_option_only_some_processors_read_only_when_one_of_them_runs():
+    bare = for_server({})
+    assert "pixel_boost" not in bare and "enhancer_blend" not in bare and "many_faces" in bare
+    with pytest.raises(OptionError, match="pixel_boost: not offered by this server: only one with a neural swapper"):
+        validate({"pixel_boost": "2x"}, bare)
+    neural = for_server({"swapper": ("inswapper",)}, read={"pixel_boost"})
+    assert validate({"pixel_boost": "2x"}, neural) == {"pixel_boost": "2x"}
+    assert "pixel_boost" in defaults(neural) and "enhancer_blend" not in defaults(neural)

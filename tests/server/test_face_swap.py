@@ -64,7 +64,10 @@ async def test_options_change_what_is_swapped(start_server, http, face_boxes):
         await send_json(ws, Config(options={"many_faces": False}))
         confirmation = await receive(ws)
         assert isinstance(confirmation, ConfigConfirmation) and confirmation.options["many_faces"] is False
-        assert set(confirmation.options) == {*DEFAULT_OPTIONS, "swapper"}  # the classic server offers "classic"
+        # The classic server offers "classic" as its swapper, and not the options only neural swappers read.
+        assert set(confirmation.options) == {*DEFAULT_OPTIONS, "swapper"} - {"pixel_boost", "face_mask_blur",
+                                                                            "face_mask_padding", "face_mask_regions",
+                                                                            "enhancer_blend", "enhancer_weight"}
         faces, _ = media.region_changes(original, await swapped_frame(ws, seq=2), face_boxes)
         assert sum(change > 8.0 for change in faces) == 1, faces
 
@@ -271,3 +274,17 @@ async def test_each_client_chooses_among_the_servers_swappers(start_server, http
             assert (await receive(ws)).status == "success"
             outputs[choice] = await swapped_frame(ws)
     assert np.abs(outputs["hyperswap_1a_256"].astype(int) - outputs["ghost_1_256"]).mean() > 0.5
+
+
+async def test_an_option_no_processor_of_the_server_reads_is_refused(start_server, http):
+    """A classic server has no pixel boost and no enhancer: GET /options leaves them out, and a
+    client asking for them is told so (bad_config), instead of a setting that silently does nothing."""
+    server = await start_server(frame_processors=("classic",))
+    async with http.get(server.make_url("/options")) as response:
+        offered = {row["name"] for row in await response.json()}
+    assert "many_faces" in offered and not offered & {"pixel_boost", "enhancer_blend", "face_mask_padding"}
+    async with http.ws_connect(server.make_url("/")) as ws:
+        await send_json(ws, Config(options={"pixel_boost": "2x"}))
+        error = await receive(ws)
+        assert isinstance(error, Error) and error.code == "bad_config", error
+        assert "pixel_boost: not offered by this server" in error.message

@@ -96,7 +96,7 @@ async def test_page_streams_the_camera_and_shows_swapped_faces(
             await page.click("#connect")
             await expect(page.locator("#status")).to_have_text("Connected", timeout=TIMEOUT_MS)
             await expect(page.locator("#face-status")).to_contain_text("Source face set", timeout=TIMEOUT_MS)
-            await expect(page.locator("#options-status")).to_contain_text("In effect: swapper classic, boost 1x, many faces on, mouth 0")
+            await expect(page.locator("#options-status")).to_contain_text("In effect: swapper classic, many faces on, mouth 0")
             for option in server.app[OPTION_TABLE].values():  # a control per live option, from the server's table
                 if option.kind in ("choice", "set") and not option.choices:
                     continue  # nothing of it loaded here (the classic swapper has no face masks): no control

@@ -16,7 +16,7 @@ from .frame import FrameProcessor, Passthrough
 from .host import HostPool
 from .hub import ModelHub, ModelSettings
 from .processors import ClassicSwapper, FaceEnhancer, NeuralSwapper
-from .registry import MODELS, locate
+from .registry import MODELS, ModelError, locate
 from .swap_models import FAMILY_FILES
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,6 @@ def build_processors(names: Sequence[str], settings: ModelSettings, device: Mode
                     ", ".join(p.name for p in processors))
     swappers = [p.name for p in processors if isinstance(p, (ClassicSwapper, NeuralSwapper))]
     if len(swappers) > 1:
-        raise ValueError(f"{' and '.join(swappers)} would swap each face twice: the classic swapper runs alone "
+        raise ModelError(f"{' and '.join(swappers)} would swap each face twice: the classic swapper runs alone "
                          "(several neural swappers are one choice per client)")
     return processors

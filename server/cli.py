@@ -94,8 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--frame-processor", nargs="+", default=list(defaults.frame_processors), choices=sorted(PROCESSORS),
-        help="processors applied in order, e.g. `inswapper gpen_bfr_512`: a swapper, then a face enhancer "
-             "(`python -m models list` shows each model's licence; most are non-commercial)",
+        metavar="NAME",
+        help="processors applied in order, e.g. `inswapper gpen_bfr_512`: a swapper, then a face enhancer; several "
+             "neural swappers are each client's choice (the `swapper` option, the first the default). Names: "
+             f"{', '.join(sorted(PROCESSORS))} (`python -m models list` shows each model's licence; most are "
+             "non-commercial)",
     )
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="extra directory searched first for model files (see `python -m models list`)")

@@ -13,6 +13,7 @@ from skimage import data as skimage_data
 from insightface.utils.face_align import arcface_dst, estimate_norm, norm_crop
 
 from models.alignment import TEMPLATES, align
+from models.choice import build_processors
 from models.face import SwapJob
 from models.frame import FrameContext
 from models.hub import ModelHub, ModelSettings
@@ -224,3 +225,12 @@ def test_hyperswap_runs_on_the_simulated_device(hub, hyperswap_path):
     fakes, _ = model.generate([frame], [SwapJob(0, face, np.ones(512, np.float32))])
     crop, _ = align(frame, face.kps, "arcface_128", 256)
     assert np.abs(fakes[0].astype(int) - crop).max() <= 1, "the echoed crop decodes back to itself"
+
+
+def test_the_classic_swapper_beside_a_neural_one_is_refused_at_start_up(models_dir):
+    """Both would swap each face; several neural swappers are one processor, the client's choice."""
+    settings = ModelSettings(models_dir=models_dir)
+    with pytest.raises(ModelError, match="classic and hyperswap_1a_256 would swap each face twice"):
+        build_processors(["classic", "hyperswap_1a_256"], settings)
+    [joined] = build_processors(["hyperswap_1a_256", "ghost_2_256", "hyperswap_1a_256"], settings)
+    assert list(joined.models) == ["hyperswap_1a_256", "ghost_2_256"]

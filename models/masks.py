@@ -34,8 +34,10 @@ the crop's.
 The enhancer masks its restored faces by the same call: `hub.masker.masks([MaskJob(frame,
 matrix, restored_crop, options), ...])` for all its faces at once (the frame as it was before
 the restored faces are pasted), then pastes each crop with its mask through
-`paste_back.paste_region(frame.shape, matrix, crop, mask)`; its processor offers
-`hub.masker.types` as its `face_mask_types` choices (as `NeuralSwapper.option_choices` does).
+`paste_back.paste_region(frame.shape, matrix, crop, mask)`. Its options ask for the box (the
+client's blur, no padding) and the client's occlusion, never the regions, which are the
+swap's; so its processor offers `hub.masker.types` but the region as its `face_mask_types`
+choices (`NeuralSwapper.option_choices` offers them all).
 """
 from __future__ import annotations
 
@@ -49,8 +51,7 @@ import numpy as np
 from .alignment import crop_with, rescaled
 from .device import DeviceSession
 from .host import HostPool
-from .registry import ModelError
-from .swap_models import IMAGENET_MEAN, IMAGENET_STD, check_inputs, rgb_blob
+from .swap_models import IMAGENET_MEAN, IMAGENET_STD, check_inputs, check_output, rgb_blob
 
 MASK_TYPES = ("box", "occlusion", "region")  # protocol/options.py's `face_mask_types` choices
 DEFAULT_TYPES = ("box", "occlusion")  # those of them a server has, when a client has not chosen
@@ -116,15 +117,6 @@ def kept_labels(scores: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return kept
 
 
-def _check_output(session: DeviceSession, model: str, shape: tuple[int, ...]) -> None:
-    """Refuse a file whose first output is not the mask model's (where the file fixes its sizes)."""
-    found = list(session.get_outputs()[0].shape)
-    if len(found) != len(shape) + 1 or any(isinstance(d, int) and d > 0 and d != want
-                                           for d, want in zip(found[1:], shape)):
-        raise ModelError(f"{model}: first output {found}; this mask model gives (N, {', '.join(map(str, shape))})"
-                         " (a different model under this name?)")
-
-
 class FaceMasker:
     """The masks of a device: the occluder and parser models the server loaded (none, some)."""
 
@@ -132,10 +124,10 @@ class FaceMasker:
                  host: HostPool | None = None) -> None:
         for session in occluders:
             check_inputs(session, session.step, {"input": (OCCLUDER_SIZE, OCCLUDER_SIZE, 3)})
-            _check_output(session, session.step, (OCCLUDER_SIZE, OCCLUDER_SIZE, 1))
+            check_output(session, session.step, (OCCLUDER_SIZE, OCCLUDER_SIZE, 1))
         if parser is not None:
             check_inputs(parser, parser.step, {"input": (3, PARSER_SIZE, PARSER_SIZE)})
-            _check_output(parser, parser.step, (PARSER_LABELS, PARSER_SIZE, PARSER_SIZE))
+            check_output(parser, parser.step, (PARSER_LABELS, PARSER_SIZE, PARSER_SIZE))
         self.occluders = tuple(occluders)
         self.parser = parser
         self.host = host or HostPool()

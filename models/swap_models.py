@@ -79,15 +79,28 @@ HALF = (0.5, 0.5, 0.5)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
+def _fixes_other_sizes(found: Sequence[object], shape: tuple[int, ...]) -> bool:
+    """Whether a file's declared shape (batch axis first) fixes a size other than `shape`'s
+    (a symbolic or unknown size fits any)."""
+    return any(isinstance(d, int) and d > 0 and d != want for d, want in zip(found[1:], shape))
+
+
 def check_inputs(session: DeviceSession, model: str, shapes: Mapping[str, tuple[int, ...]]) -> None:
-    """Refuse, with a message that says what to check, a file whose inputs are not the family's
+    """Refuse, with a message that says what to check, a file whose inputs are not the model's
     (by name, and by size where the file fixes one): a file is loaded whatever its hash, so a
     different model under this name must fail here, not as garbage faces."""
     found = {i.name: list(i.shape) for i in session.get_inputs()}
-    if set(found) != set(shapes) or any(isinstance(d, int) and d > 0 and d != want for name, want_shape in shapes.items()
-                                        for d, want in zip(found[name][1:], want_shape)):
+    if set(found) != set(shapes) or any(_fixes_other_sizes(found[name], shape) for name, shape in shapes.items()):
         raise ModelError(f"{model}: inputs {', '.join(f'{name} {shape}' for name, shape in found.items())}; "
-                         f"this family's model takes {', '.join(f'{name} (N, {_dims(shape)})' for name, shape in shapes.items())}"
+                         f"this model takes {', '.join(f'{name} (N, {_dims(shape)})' for name, shape in shapes.items())}"
+                         " (a different model under this name?)")
+
+
+def check_output(session: DeviceSession, model: str, shape: tuple[int, ...]) -> None:
+    """As `check_inputs`, for a model whose first output the host decodes (a mask model's)."""
+    found = list(session.get_outputs()[0].shape)
+    if len(found) != len(shape) + 1 or _fixes_other_sizes(found, shape):
+        raise ModelError(f"{model}: first output {found}; this model gives (N, {_dims(shape)})"
                          " (a different model under this name?)")
 
 

@@ -80,6 +80,7 @@ READY = web.AppKey("ready", asyncio.Event)
 GATE = web.AppKey("gate", ConnectionGate)
 ORIGINS = web.AppKey("origins", OriginPolicy)
 OPTION_TABLE = web.AppKey("option_table", dict)  # the live options as this server offers them (options.for_server)
+CLIENT_DEFAULTS = web.AppKey("client_defaults", dict)  # a new client's options: the table's, then the command line's
 
 
 async def _start_device(app: web.Application, index: int, host: HostPool) -> Device:
@@ -125,6 +126,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[STATS].devices = devices
         pipeline = devices[0].pipeline
         app[OPTION_TABLE] = options.for_server(pipeline.option_choices(), pipeline.options_read())
+        app[CLIENT_DEFAULTS] = {**options.defaults(app[OPTION_TABLE]),
+                                **{name: value for name, value in config.options.items() if name in app[OPTION_TABLE]}}
         for name, value in config.options.items():
             if name not in app[OPTION_TABLE] and value != options.DEFAULT_OPTIONS[name]:
                 log.warning("%s %s: only a server with %s reads it; this one runs %s", options.OPTIONS[name].flag,
@@ -191,8 +194,7 @@ def _new_core(app: web.Application, device: Device, **fields: object) -> Session
         limits=SessionLimits(max_fps=config.max_client_fps, max_source_bytes=config.max_source_bytes,
                              photos_per_minute=config.max_photos_per_minute),
         sources=device.default_sources,
-        options={**options.defaults(app[OPTION_TABLE]),
-                 **{name: value for name, value in config.options.items() if name in app[OPTION_TABLE]}},
+        options=dict(app[CLIENT_DEFAULTS]),
         option_table=app[OPTION_TABLE],
         last_activity=time.monotonic(),
         **fields,  # type: ignore[arg-type]
@@ -315,7 +317,7 @@ async def _whip_delete(request: web.Request) -> web.Response:
 
 async def _options(request: web.Request) -> web.Response:
     """The live options table (protocol/options.py), for the page: a new option gets its control."""
-    return web.json_response(options.as_json(request.app[CONFIG].options, request.app[OPTION_TABLE]))
+    return web.json_response(options.as_json(request.app[CLIENT_DEFAULTS], request.app[OPTION_TABLE]))
 
 
 async def _stats(request: web.Request) -> web.Response:
@@ -420,6 +422,7 @@ def create_app(config: ServerConfig, on_drained: Callable[[], None] = lambda: No
     app[CONFIG] = config
     app[PROCESSOR_FACTORIES] = processors
     app[OPTION_TABLE] = dict(options.OPTIONS)  # until the devices say what they loaded
+    app[CLIENT_DEFAULTS] = dict(config.options)
     app[TOKENS] = tokens
     app[STATS] = ServerStats()
     app[SESSIONS] = set()
